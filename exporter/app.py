@@ -1,0 +1,184 @@
+"""The exporter's aiohttp application: routes, collectors and background tasks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from exporter import __version__, keys
+from exporter.collector import ExporterCollector, ProbeCollector
+from exporter.config import Config
+from exporter.health import health_document
+from exporter.host import HostSampler
+from exporter.probestate import CheckState, ProbeStore, ProviderState
+from exporter.providers import PROBERS, make_trace_config
+from exporter.providers.base import ProbeFn, ProbeTarget
+from exporter.scheduler import ProbeScheduler
+
+LANDING = """<!doctype html><html><head><meta charset="utf-8"><title>llm-exporter</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family:sans-serif;max-width:40em;margin:2em auto">
+<h1>llm-exporter {version}</h1>
+<p>Probes LLM providers and records an orchestrator's traffic for Prometheus.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/api/health">/api/health</a></li>
+<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a></li></ul>
+</body></html>"""
+
+
+def build_probe_store(config: Config, env: Mapping[str, str]) -> ProbeStore:
+    """One ProviderState per enabled provider; checks only where the API key is set."""
+    store = ProbeStore()
+    for pid, pc in config.enabled_providers().items():
+        key_set = bool(env.get(pc.api_key_env, "").strip())
+        state = ProviderState(
+            provider=pid,
+            api=str(pc.api),
+            host=urlsplit(pc.base_url).hostname or "",
+            probe_model=pc.probe_model,
+            key_configured=key_set,
+            allowed_models=tuple(pc.models),
+        )
+        if key_set and config.monitoring_enabled:
+            state.checks = {c: CheckState(interval=pc.interval_for(c)) for c in pc.checks}
+        store.add_provider(state)
+    return store
+
+
+def probe_targets(config: Config, env: Mapping[str, str]) -> dict[str, ProbeTarget]:
+    return {
+        pid: ProbeTarget(
+            provider=pid,
+            api=str(pc.api),
+            base_url=pc.base_url,
+            probe_model=pc.probe_model,
+            timeout=pc.timeout,
+            api_key=env[pc.api_key_env].strip(),
+        )
+        for pid, pc in config.enabled_providers().items()
+        if env.get(pc.api_key_env, "").strip()
+    }
+
+
+def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Every secret the process may hold: provider keys and the ingest token."""
+    names = [pc.api_key_env for pc in config.providers.values()]
+    if config.ingest.token_env:
+        names.append(config.ingest.token_env)
+    return [env[n].strip() for n in names if env.get(n, "").strip()]
+
+
+async def _probing(app: web.Application) -> AsyncIterator[None]:
+    config, env = app[keys.CONFIG], app[keys.ENV]
+    targets = probe_targets(config, env) if config.monitoring_enabled else {}
+    async with aiohttp.ClientSession(
+        trace_configs=[make_trace_config()],
+        connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=60),
+        headers={"User-Agent": f"llm-exporter/{__version__}"},
+    ) as session:
+        checks = {
+            pid: {c: config.providers[pid].interval_for(c) for c in config.providers[pid].checks}
+            for pid in targets
+        }
+        scheduler = ProbeScheduler(
+            app[keys.PROBES], session, targets, checks, app[keys.PROBERS], cost=app[keys.COST_FN]
+        )
+        app[keys.SESSION] = session
+        app[keys.SCHEDULER] = scheduler
+        scheduler.start()
+        yield
+        await scheduler.stop()
+
+
+async def _host_sampling(app: web.Application) -> AsyncIterator[None]:
+    async for _ in app[keys.HOST].context():
+        yield
+
+
+async def landing(request: web.Request) -> web.Response:
+    return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    if not request.app[keys.READY].get("ready"):
+        return web.Response(status=503, text="Starting.\n")
+    return web.Response(text="Ready.\n")
+
+
+async def api_health(request: web.Request) -> web.Response:
+    app = request.app
+    doc = health_document(
+        app[keys.PROBES],
+        version=__version__,
+        started=app[keys.STARTED],
+        host=app[keys.HOST].latest,
+        **app[keys.HEALTH_EXTRAS](),
+    )
+    return web.json_response(doc)
+
+
+def create_app(
+    config: Config,
+    *,
+    registry: CollectorRegistry | None = None,
+    env: Mapping[str, str] | None = None,
+    probers: Mapping[str, ProbeFn] | None = None,
+) -> web.Application:
+    """Build the exporter app. Nothing starts until the app runs (see `cleanup_ctx`)."""
+    env = dict(os.environ if env is None else env)
+    registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+    app = web.Application(client_max_size=config.ingest.max_body_bytes)
+    app[keys.CONFIG] = config
+    app[keys.ENV] = env
+    app[keys.REGISTRY] = registry
+    app[keys.STARTED] = time.time()
+    app[keys.READY] = {"ready": False}
+    app[keys.PROBES] = build_probe_store(config, env)
+    app[keys.HOST] = HostSampler()
+    app[keys.PROBERS] = dict(probers or PROBERS)
+    app[keys.COST_FN] = None
+    app[keys.HEALTH_EXTRAS] = dict
+    app[keys.RELOAD_OK] = {"ok": True}
+
+    registry.register(ProbeCollector(app[keys.PROBES]))
+    registry.register(
+        ExporterCollector(
+            __version__,
+            thresholds=lambda: app[keys.CONFIG].thresholds.model_dump(),
+            reload_ok=lambda: app[keys.RELOAD_OK]["ok"],
+            host=app[keys.HOST],
+        )
+    )
+    with contextlib.suppress(ValueError):  # already registered by the caller
+        ProcessCollector(registry=registry)
+    with contextlib.suppress(ValueError):
+        PlatformCollector(registry=registry)
+
+    from exporter.traffic_setup import setup_traffic
+
+    setup_traffic(app, config, registry, env=env)
+
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/api/health", api_health)
+    app.cleanup_ctx.append(_host_sampling)
+    app.cleanup_ctx.append(_probing)
+    app.on_startup.append(_mark_ready)
+    return app
+
+
+async def _mark_ready(app: web.Application) -> None:
+    app[keys.READY]["ready"] = True

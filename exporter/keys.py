@@ -1,0 +1,28 @@
+"""`web.AppKey`s for the exporter's application state, kept apart to avoid import cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from exporter.config import Config
+from exporter.host import HostSampler
+from exporter.probestate import ProbeStore
+from exporter.scheduler import ProbeScheduler
+
+CONFIG = web.AppKey("config", Config)
+ENV = web.AppKey("env", Mapping)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+PROBES = web.AppKey("probes", ProbeStore)
+HOST = web.AppKey("host", HostSampler)
+SESSION = web.AppKey("client_session", aiohttp.ClientSession)
+SCHEDULER = web.AppKey("scheduler", ProbeScheduler)
+STARTED = web.AppKey("started", float)
+READY = web.AppKey("ready", dict)
+PROBERS = web.AppKey("probers", Mapping)
+COST_FN = web.AppKey("cost_fn", object)  # (provider, model, Usage) -> float | None, or None
+HEALTH_EXTRAS = web.AppKey("health_extras", object)  # () -> {active_sessions, requests_per_minute}
+RELOAD_OK = web.AppKey("reload_ok", dict)
