@@ -21,6 +21,7 @@ from exporter.host import HostSampler
 from exporter.probestate import CheckState, ProbeStore, ProviderState
 from exporter.providers import PROBERS, make_trace_config
 from exporter.providers.base import ProbeFn, ProbeTarget
+from exporter.redact import SecretRegistry
 from exporter.scheduler import ProbeScheduler
 
 LANDING = """<!doctype html><html><head><meta charset="utf-8"><title>llm-exporter</title>
@@ -134,6 +135,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     env: Mapping[str, str] | None = None,
     probers: Mapping[str, ProbeFn] | None = None,
+    secrets: SecretRegistry | None = None,
 ) -> web.Application:
     """Build the exporter app. Nothing starts until the app runs (see `cleanup_ctx`)."""
     env = dict(os.environ if env is None else env)
@@ -150,6 +152,8 @@ def create_app(
     app[keys.COST_FN] = None
     app[keys.HEALTH_EXTRAS] = dict
     app[keys.RELOAD_OK] = {"ok": True}
+    app[keys.SECRETS] = secrets if secrets is not None else SecretRegistry()
+    app[keys.SECRETS].add(*secret_values(config, env))
 
     registry.register(ProbeCollector(app[keys.PROBES]))
     registry.register(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from exporter import __version__
 from exporter.config import ConfigError, load_config, parse_listen
 from exporter.defaults import EXPORTER_PORT, SIMULATOR_PORT
+from exporter.redact import RedactingFilter, SecretRegistry
 
 log = logging.getLogger("exporter")
 
@@ -61,12 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+def setup_logging(level: str, secrets: SecretRegistry) -> None:
+    """Log to stderr through a filter that scrubs every secret the app registers."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    from exporter.redact import SecretFilter
-
-    handler.addFilter(SecretFilter(secrets))
+    handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -96,14 +96,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         return 1
     host, port = args.listen or parse_listen(config.listen)
-    setup_logging(args.log_level, _env_secrets(config))
-    return _run(serve(config, host, port, config_path=args.config))
+    secrets = SecretRegistry()
+    setup_logging(args.log_level, secrets)
+    return _run(serve(config, host, port, config_path=args.config, secrets=secrets))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from exporter.simulator import serve
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, SecretRegistry())
     host, port = args.listen
     print(f"simulator: serving eight providers on http://{host}:{port}", flush=True)
     return _run(serve(host, port))
@@ -112,14 +113,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run_demo
 
-    setup_logging(args.log_level)
-    return _run(run_demo(args.listen, args.simulator_listen, rate=args.rate))
-
-
-def _env_secrets(config: object) -> list[str]:
-    from exporter.app import secret_values
-
-    return secret_values(config, os.environ)  # type: ignore[arg-type]
+    secrets = SecretRegistry()
+    setup_logging(args.log_level, secrets)
+    return _run(run_demo(args.listen, args.simulator_listen, rate=args.rate, secrets=secrets))
 
 
 def _run(coro: object) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from exporter.config import Config, build_config
 from exporter.defaults import PROVIDER_DEFAULTS, SIMULATOR_ROOTS
+from exporter.redact import SecretRegistry
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def _url(host: str, port: int) -> str:
 
 
 async def run_demo(
-    listen: tuple[str, int], simulator_listen: tuple[str, int], *, rate: float = 4.0
+    listen: tuple[str, int],
+    simulator_listen: tuple[str, int],
+    *,
+    rate: float = 4.0,
+    secrets: SecretRegistry | None = None,
 ) -> None:
     from exporter.app import create_app
     from exporter.orchestrator_sim import run_synthetic_orchestrator
@@ -60,7 +65,9 @@ async def run_demo(
     await asyncio.sleep(0.2)
     tasks.append(
         asyncio.create_task(
-            run_site(create_app(config, env=demo_env()), *listen, name="llm-exporter")
+            run_site(
+                create_app(config, env=demo_env(), secrets=secrets), *listen, name="llm-exporter"
+            )
         )
     )
     await asyncio.sleep(0.3)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from exporter.config import Config
 from exporter.host import HostSampler
 from exporter.probestate import ProbeStore
+from exporter.redact import SecretRegistry
 from exporter.scheduler import ProbeScheduler
 
 CONFIG = web.AppKey("config", Config)
@@ -26,3 +27,4 @@ PROBERS = web.AppKey("probers", Mapping)
 COST_FN = web.AppKey("cost_fn", object)  # (provider, model, Usage) -> float | None, or None
 HEALTH_EXTRAS = web.AppKey("health_extras", object)  # () -> {active_sessions, requests_per_minute}
 RELOAD_OK = web.AppKey("reload_ok", dict)
+SECRETS = web.AppKey("secrets", SecretRegistry)

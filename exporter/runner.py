@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from exporter.config import Config
+from exporter.redact import SecretRegistry
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,15 @@ async def run_site(app: web.Application, host: str, port: int, *, name: str) -> 
         await runner.cleanup()
 
 
-async def serve(config: Config, host: str, port: int, *, config_path: str | None = None) -> None:
+async def serve(
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    config_path: str | None = None,
+    secrets: SecretRegistry | None = None,
+) -> None:
     from exporter.app import create_app
 
-    await run_site(create_app(config), host, port, name="llm-exporter")
+    app = create_app(config, secrets=secrets)
+    await run_site(app, host, port, name="llm-exporter")
