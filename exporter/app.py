@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -22,6 +23,7 @@ from exporter.probestate import CheckState, ProbeStore, ProviderState
 from exporter.providers import PROBERS, make_trace_config
 from exporter.providers.base import ProbeFn, ProbeTarget
 from exporter.redact import SecretRegistry
+from exporter.reload import reload_handler, sighup_ctx
 from exporter.scheduler import ProbeScheduler
 
 LANDING = """<!doctype html><html><head><meta charset="utf-8"><title>llm-exporter</title>
@@ -76,26 +78,49 @@ def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
     return [env[n].strip() for n in names if env.get(n, "").strip()]
 
 
-async def _probing(app: web.Application) -> AsyncIterator[None]:
-    config, env = app[keys.CONFIG], app[keys.ENV]
+def _new_scheduler(app: web.Application, config: Config) -> ProbeScheduler:
+    env = app[keys.ENV]
     targets = probe_targets(config, env) if config.monitoring_enabled else {}
+    checks = {
+        pid: {c: config.providers[pid].interval_for(c) for c in config.providers[pid].checks}
+        for pid in targets
+    }
+    return ProbeScheduler(
+        app[keys.PROBES],
+        app[keys.SESSION],
+        targets,
+        checks,
+        app[keys.PROBERS],
+        cost=app[keys.COST_FN],
+    )
+
+
+async def _probing(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(
         trace_configs=[make_trace_config()],
         connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=60),
         headers={"User-Agent": f"llm-exporter/{__version__}"},
     ) as session:
-        checks = {
-            pid: {c: config.providers[pid].interval_for(c) for c in config.providers[pid].checks}
-            for pid in targets
-        }
-        scheduler = ProbeScheduler(
-            app[keys.PROBES], session, targets, checks, app[keys.PROBERS], cost=app[keys.COST_FN]
-        )
         app[keys.SESSION] = session
-        app[keys.SCHEDULER] = scheduler
-        scheduler.start()
+        app[keys.SCHEDULER] = _new_scheduler(app, app[keys.CONFIG])
+        app[keys.SCHEDULER].start()
         yield
-        await scheduler.stop()
+        await app[keys.SCHEDULER].stop()
+
+
+async def _reload_probes(app: web.Application, config: Config) -> None:
+    """Swap in the new providers: unchanged ones keep their counters, changed ones start over."""
+    await app[keys.SCHEDULER].stop()
+    old = app[keys.PROBES].providers
+    fresh = build_probe_store(config, app[keys.ENV]).providers
+    old_config = app[keys.CONFIG].providers
+    for pid in fresh:
+        if pid in old and old_config.get(pid) == config.providers[pid]:
+            fresh[pid] = old[pid]
+    old.clear()
+    old.update(fresh)
+    app[keys.SCHEDULER] = _new_scheduler(app, config)
+    app[keys.SCHEDULER].start()
 
 
 async def _host_sampling(app: web.Application) -> AsyncIterator[None]:
@@ -136,6 +161,7 @@ def create_app(
     env: Mapping[str, str] | None = None,
     probers: Mapping[str, ProbeFn] | None = None,
     secrets: SecretRegistry | None = None,
+    config_path: str | None = None,
 ) -> web.Application:
     """Build the exporter app. Nothing starts until the app runs (see `cleanup_ctx`)."""
     env = dict(os.environ if env is None else env)
@@ -152,6 +178,9 @@ def create_app(
     app[keys.COST_FN] = None
     app[keys.HEALTH_EXTRAS] = dict
     app[keys.RELOAD_OK] = {"ok": True}
+    app[keys.CONFIG_PATH] = config_path
+    app[keys.RELOAD_LOCK] = asyncio.Lock()
+    app[keys.RELOAD_HOOKS] = [_reload_probes]
     app[keys.SECRETS] = secrets if secrets is not None else SecretRegistry()
     app[keys.SECRETS].add(*secret_values(config, env))
 
@@ -178,8 +207,10 @@ def create_app(
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/api/health", api_health)
+    app.router.add_post("/-/reload", reload_handler)
     app.cleanup_ctx.append(_host_sampling)
     app.cleanup_ctx.append(_probing)
+    app.cleanup_ctx.append(sighup_ctx)
     app.on_startup.append(_mark_ready)
     return app
 

@@ -12,12 +12,9 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 
 def parse_duration(value: object) -> float:
     """Seconds from a duration string or number; ValueError with a readable message otherwise."""
-    if isinstance(value, bool):
-        msg = f"invalid duration {value!r} (use e.g. 30s, 5m, 1h)"
-        raise ValueError(msg)
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
         seconds = float(value)
     elif isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value.strip()))

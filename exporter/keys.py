@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -28,3 +29,6 @@ COST_FN = web.AppKey("cost_fn", object)  # (provider, model, Usage) -> float | N
 HEALTH_EXTRAS = web.AppKey("health_extras", object)  # () -> {active_sessions, requests_per_minute}
 RELOAD_OK = web.AppKey("reload_ok", dict)
 SECRETS = web.AppKey("secrets", SecretRegistry)
+CONFIG_PATH = web.AppKey("config_path", object)  # str | None: where reloads read from
+RELOAD_LOCK = web.AppKey("reload_lock", asyncio.Lock)
+RELOAD_HOOKS = web.AppKey("reload_hooks", list)  # [async (app, new_config) -> None]

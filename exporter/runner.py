@@ -36,5 +36,5 @@ async def serve(
 ) -> None:
     from exporter.app import create_app
 
-    app = create_app(config, secrets=secrets)
+    app = create_app(config, secrets=secrets, config_path=config_path)
     await run_site(app, host, port, name="llm-exporter")
