@@ -12,10 +12,9 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 
 def parse_duration(value: object) -> float:
     """Seconds from a duration string or number; ValueError with a readable message otherwise."""
-    if (isinstance(value, int | float) and not isinstance(value, bool)) or (
-        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
-    ):
-        seconds = float(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        seconds = float(value)  # type: ignore[arg-type]
     elif isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(value.strip()))
     else:
