@@ -53,9 +53,7 @@ async def sim(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> TestServe
 
 
 @pytest.fixture
-async def exporter(
-    sim: TestServer, aiohttp_client: Callable[..., Awaitable[Client]]
-) -> Client:
+async def exporter(sim: TestServer, aiohttp_client: Callable[..., Awaitable[Client]]) -> Client:
     config = sim_config(str(sim.make_url("")).rstrip("/"))
     app = create_app(config, env=env_with_keys(), registry=CollectorRegistry())
     return await aiohttp_client(app)
@@ -71,9 +69,7 @@ async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def all_checks_ran(client: Client) -> bool:
     store = client.app[keys.PROBES]
-    return all(
-        cs.last is not None for ps in store.providers.values() for cs in ps.checks.values()
-    )
+    return all(cs.last is not None for ps in store.providers.values() for cs in ps.checks.values())
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -84,8 +80,8 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return out
 
 
-def value(text: str, name: str, **labels: str) -> float | None:
-    return samples(text).get((name, frozenset(labels.items())))
+def value(text: str, metric: str, /, **labels: str) -> float | None:
+    return samples(text).get((metric, frozenset(labels.items())))
 
 
 async def test_every_provider_has_probe_families(exporter: Client) -> None:
@@ -116,7 +112,9 @@ async def test_every_provider_has_probe_families(exporter: Client) -> None:
             got = value(text, f"llm_provider_ratelimit_{kind}", provider=p, resource="requests")
             assert got is not None and got >= 0, (p, kind)
     for p in ("gemini", "deepseek"):  # they send no rate-limit headers: absent, not 0
-        assert value(text, "llm_provider_ratelimit_remaining", provider=p, resource="requests") is None
+        assert (
+            value(text, "llm_provider_ratelimit_remaining", provider=p, resource="requests") is None
+        )
     assert value(text, "llm_alert_threshold", name="response_time_seconds") == 5.0
     assert value(text, "llm_exporter_config_last_reload_successful") == 1
 
@@ -148,18 +146,35 @@ async def test_health_json_has_the_original_shape(exporter: Client) -> None:
     await wait_for(lambda: all_checks_ran(exporter))
     doc = await (await exporter.get("/api/health")).json()
     assert doc["status"] == "healthy"
-    assert set(doc) >= {"status", "timestamp", "version", "uptime", "providers_status", "system_metrics"}
+    assert set(doc) >= {
+        "status",
+        "timestamp",
+        "version",
+        "uptime",
+        "providers_status",
+        "system_metrics",
+    }
     assert set(doc["providers_status"]) == set(PROVIDERS)
     entry = doc["providers_status"]["openai"]
     assert set(entry) >= {
-        "healthy", "last_check", "response_time", "api_key_configured", "models_available",
-        "rate_limit_remaining", "error_rate_24h", "last_success",
+        "healthy",
+        "last_check",
+        "response_time",
+        "api_key_configured",
+        "models_available",
+        "rate_limit_remaining",
+        "error_rate_24h",
+        "last_success",
     }
     assert entry["healthy"] is True
     assert entry["error_rate_24h"] == 0
     assert "gpt-6-luna" in entry["models_available"]
     assert set(doc["system_metrics"]) == {
-        "cpu_usage", "memory_usage", "disk_usage", "active_sessions", "requests_per_minute",
+        "cpu_usage",
+        "memory_usage",
+        "disk_usage",
+        "active_sessions",
+        "requests_per_minute",
     }
     assert (await exporter.get("/-/healthy")).status == 200
     assert (await exporter.get("/-/ready")).status == 200
@@ -200,18 +215,23 @@ async def test_a_fault_is_classified_and_others_stay_up(
     await wait_for(lambda: all_checks_ran(exporter))
     sim.app[SIM_STATE].set_mode("mistral", mode)
     store = exporter.app[keys.PROBES]
-    check = store.providers["mistral"].checks[Check.COMPLETION]
+    # the free model list: it keeps running even while a retry-after defers billable checks
+    check = store.providers["mistral"].checks[Check.MODELS]
     before = check.probes
-    await wait_for(lambda: check.probes > before + 1 and check.last is not None
-                   and not check.last.success, timeout=8)
+    await wait_for(
+        lambda: check.probes > before + 1 and check.last is not None and not check.last.success,
+        timeout=8,
+    )
     assert check.last is not None
     assert check.last.reason is reason
     text = await (await exporter.get("/metrics")).text()
-    labels = {"provider": "mistral", "check": "completion"}
+    labels = {"provider": "mistral", "check": "models"}
     assert value(text, "llm_probe_success", **labels) == 0
     assert value(text, "llm_probe_failures_total", **labels, reason=str(reason)) >= 1
     assert value(text, "llm_provider_up", provider="mistral") == 0
     assert value(text, "llm_provider_up", provider="openai") == 1
+    if mode == "rate_limit":  # the provider asked us to wait: billable checks are deferred
+        assert store.providers["mistral"].not_before > time.monotonic()
 
 
 async def test_a_hanging_provider_times_out_while_others_keep_schedule(
@@ -225,8 +245,12 @@ async def test_a_hanging_provider_times_out_while_others_keep_schedule(
     openai_before = openai.probes
     t0 = time.monotonic()
     before = hung.probes
-    await wait_for(lambda: hung.probes > before and hung.last is not None
-                   and hung.last.reason is Reason.TIMEOUT, timeout=6)
+    await wait_for(
+        lambda: (
+            hung.probes > before and hung.last is not None and hung.last.reason is Reason.TIMEOUT
+        ),
+        timeout=6,
+    )
     assert hung.last is not None
     assert hung.last.duration <= 0.8 + 1.0  # timeout + 1 s
     await asyncio.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
@@ -243,22 +267,30 @@ async def test_no_key_leaks_even_when_the_provider_echoes_it(
     store = exporter.app[keys.PROBES]
     counts = {p: sum(c.probes for c in ps.checks.values()) for p, ps in store.providers.items()}
     await wait_for(
-        lambda: all(sum(c.probes for c in store.providers[p].checks.values()) > counts[p] + 2
-                    for p in PROVIDERS),
+        lambda: all(
+            sum(c.probes for c in store.providers[p].checks.values()) > counts[p] + 2
+            for p in PROVIDERS
+        ),
         timeout=10,
     )
     metrics = await (await exporter.get("/metrics")).text()
-    openmetrics = await (await exporter.get(
-        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
-    )).text()
+    openmetrics = await (
+        await exporter.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+    ).text()
     health = await (await exporter.get("/api/health")).text()
     errors = [c.last.error for ps in store.providers.values() for c in ps.checks.values() if c.last]
-    logs = "\n".join(
-        r.getMessage() + (r.exc_text or "") for r in caplog.records
-    )
-    assert any(not c.last.success for ps in store.providers.values() for c in ps.checks.values()
-               if c.last), "echo_key mode should make probes fail"
+    logs = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert any(
+        not c.last.success for ps in store.providers.values() for c in ps.checks.values() if c.last
+    ), "echo_key mode should make probes fail"
     for secret in SENTINELS.values():
-        for where, text in (("metrics", metrics), ("openmetrics", openmetrics),
-                            ("health", health), ("errors", json.dumps(errors)), ("logs", logs)):
+        for where, text in (
+            ("metrics", metrics),
+            ("openmetrics", openmetrics),
+            ("health", health),
+            ("errors", json.dumps(errors)),
+            ("logs", logs),
+        ):
             assert secret not in text, f"{secret} leaked into {where}"
