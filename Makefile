@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_TOOLS := prometheus promtool prometheus-alertmanager amtool
+# command -> Debian package, for everything the tests run for real
+DEBIAN_TOOLS := prometheus:prometheus promtool:prometheus \
+  prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager \
+  docker-compose:docker-compose chromium:chromium
 
 .PHONY: demo test lint venv system-deps bench soak clean
 
@@ -30,13 +33,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
-system-deps: ## Debian's Prometheus and Alertmanager (promtool/amtool come with them)
-	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing=1; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages prometheus prometheus-alertmanager" >&2; \
+system-deps: ## Debian's Prometheus, Alertmanager, docker-compose (parser only) and Chromium
+	@pkgs=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || pkgs="$$pkgs $${pair#*:}"; done; \
+	pkgs=$$(echo $$pkgs | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${pkgs// /}" ]; then \
+	  echo "installing Debian packages:$$pkgs" >&2; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager >/dev/null; \
+	    $$pkgs >/dev/null; \
 	fi
 
 bench: $(STAMP) system-deps
