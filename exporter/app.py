@@ -20,11 +20,12 @@ from exporter.config import Config
 from exporter.health import health_document
 from exporter.host import HostSampler
 from exporter.probestate import CheckState, ProbeStore, ProviderState
-from exporter.providers import PROBERS, make_trace_config
+from exporter.providers import PROBERS, make_ssl_context, make_trace_config
 from exporter.providers.base import ProbeFn, ProbeTarget
 from exporter.redact import SecretRegistry
 from exporter.reload import reload_handler, sighup_ctx
 from exporter.scheduler import ProbeScheduler
+from exporter.traffic_setup import build_traffic, mount_traffic
 
 LANDING = """<!doctype html><html><head><meta charset="utf-8"><title>llm-exporter</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -96,9 +97,10 @@ def _new_scheduler(app: web.Application, config: Config) -> ProbeScheduler:
 
 
 async def _probing(app: web.Application) -> AsyncIterator[None]:
+    ssl_context = await asyncio.to_thread(make_ssl_context)  # reads the CA bundle from disk
     async with aiohttp.ClientSession(
         trace_configs=[make_trace_config()],
-        connector=aiohttp.TCPConnector(limit=64, ttl_dns_cache=60),
+        connector=aiohttp.TCPConnector(ssl=ssl_context, limit=64, ttl_dns_cache=60),
         headers={"User-Agent": f"llm-exporter/{__version__}"},
     ) as session:
         app[keys.SESSION] = session
@@ -198,9 +200,10 @@ def create_app(
     with contextlib.suppress(ValueError):
         PlatformCollector(registry=registry)
 
-    from exporter.traffic_setup import setup_traffic
-
-    setup_traffic(app, config, registry, env=env)
+    parts = build_traffic(config, env=env)
+    mount_traffic(app, parts, registry)
+    app[keys.COST_FN] = parts.prices.cost
+    app[keys.HEALTH_EXTRAS] = parts.health_extras
 
     app.router.add_get("/", landing)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))

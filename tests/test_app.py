@@ -220,7 +220,7 @@ async def test_a_fault_is_classified_and_others_stay_up(
     before = check.probes
     await wait_for(
         lambda: check.probes > before + 1 and check.last is not None and not check.last.success,
-        timeout=8,
+        limit=8,
     )
     assert check.last is not None
     assert check.last.reason is reason
@@ -249,7 +249,7 @@ async def test_a_hanging_provider_times_out_while_others_keep_schedule(
         lambda: (
             hung.probes > before and hung.last is not None and hung.last.reason is Reason.TIMEOUT
         ),
-        timeout=6,
+        limit=6,
     )
     assert hung.last is not None
     assert hung.last.duration <= 0.8 + 1.0  # timeout + 1 s

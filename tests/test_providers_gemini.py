@@ -79,11 +79,11 @@ async def test_models_strip_prefix_and_key_in_header(fake, session) -> None:
 
 
 async def test_completion_usage_and_request(fake, session) -> None:
-    """promptTokenCount includes cached tokens; thoughts are output and reasoning."""
+    """promptTokenCount includes cached tokens; thoughts are reasoning, beside output."""
     fake.handler = reply_json(chunk("P", USAGE))
     result = await probe(session, gemini(fake.url), Check.COMPLETION)
     assert result.success
-    assert result.usage == Usage(input=10, output=5, cached_input=30, reasoning=4)
+    assert result.usage == Usage(input=10, output=1, cached_input=30, reasoning=4)
     seen = fake.seen[0]
     assert seen.path == "/v1beta/models/gemini-2.5-flash-lite:generateContent"
     assert seen.body == {
@@ -122,7 +122,7 @@ async def test_stream_ttft_and_last_usage(fake, session) -> None:
     assert result.success, result.error
     assert 0.25 <= result.phases["first_token"] < result.phases["total"]
     assert result.phases["total"] - result.phases["first_token"] >= 0.1
-    assert result.usage == Usage(input=10, output=5, cached_input=30, reasoning=4)
+    assert result.usage == Usage(input=10, output=1, cached_input=30, reasoning=4)
     seen = fake.seen[0]
     assert seen.path == "/v1beta/models/gemini-3.8-flash:streamGenerateContent"
     assert seen.query == {"alt": "sse"}

@@ -98,7 +98,8 @@ async def test_completion_parses_usage_and_ratelimits(fake, session) -> None:
     fake.handler = reply_json(COMPLETION, headers=headers)
     result = await probe(session, target(fake.url, "openai", probe_model="gpt-x"), Check.COMPLETION)
     assert result.success
-    assert result.usage == Usage(input=30, output=7, cached_input=60, cache_write=10, reasoning=5)
+    # completion_tokens (7) includes the 5 reasoning tokens: output is the other 2
+    assert result.usage == Usage(input=30, output=2, cached_input=60, cache_write=10, reasoning=5)
     assert result.ratelimits == {
         "requests": RateLimit(limit=500, remaining=0, reset_seconds=360),
         "tokens": RateLimit(limit=30000, remaining=29990, reset_seconds=90.5),
@@ -136,10 +137,10 @@ async def test_completion_body_is_the_cheapest_per_provider(fake, session, provi
          {"prompt_tokens": 50, "completion_tokens": 1, "prompt_cache_hit_tokens": 40,
           "prompt_cache_miss_tokens": 10},
          Usage(input=10, output=1, cached_input=40)),
-        ("grok",  # xAI reports reasoning beside completion_tokens: output includes it
+        ("grok",  # xAI reports reasoning beside completion_tokens, not inside it
          {"prompt_tokens": 9, "completion_tokens": 1,
           "completion_tokens_details": {"reasoning_tokens": 30}},
-         Usage(input=9, output=31, reasoning=30)),
+         Usage(input=9, output=1, reasoning=30)),
         ("kimi_k2", {"prompt_tokens": 9, "completion_tokens": 1, "cached_tokens": 4},
          Usage(input=5, output=1, cached_input=4)),
     ],

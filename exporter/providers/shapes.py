@@ -5,11 +5,11 @@ Usage conventions, the same for every family:
 - `input` is prompt tokens billed at the plain input rate: it EXCLUDES cache reads
   (`cached_input`) and cache writes (`cache_write`), so input + cached_input + cache_write is
   the whole prompt.
-- `output` is every token billed at the output rate, reasoning INCLUDED; `reasoning` is the
-  part of `output` spent thinking (a breakdown, never to be added to `output` again).
-  OpenAI, DeepSeek, Qwen, Mistral and Kimi count reasoning inside `completion_tokens`; xAI
-  (provider "grok") reports it beside `completion_tokens`, so it is added there; Gemini's
-  `thoughtsTokenCount` is likewise beside `candidatesTokenCount` and added.
+- `output` EXCLUDES reasoning: token types are disjoint (as in the events API), so summing
+  every `token_type` gives the total and `output + reasoning` is everything billed at the
+  output rate. OpenAI, DeepSeek, Qwen, Mistral and Kimi count reasoning inside
+  `completion_tokens`, so it is taken out; xAI (provider "grok") reports it beside
+  `completion_tokens`, and Gemini's `thoughtsTokenCount` sits beside `candidatesTokenCount`.
 A field of the wrong type raises `ShapeError`; a missing field counts 0.
 """
 
@@ -59,10 +59,11 @@ def _count(doc: dict[str, Any], key: str) -> int:
     return int(value)
 
 
-def _usage(prompt: int, cached: int, cache_write: int, output: int, reasoning: int) -> Usage:
+def _usage(prompt: int, cached: int, cache_write: int, billed_out: int, reasoning: int) -> Usage:
+    """`billed_out` is every output-rate token, reasoning included; `output` is the rest."""
     return Usage(
         input=max(prompt - cached - cache_write, 0),
-        output=output,
+        output=max(billed_out - reasoning, 0),
         cached_input=cached,
         cache_write=cache_write,
         reasoning=reasoning,
