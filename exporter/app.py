@@ -24,17 +24,10 @@ from exporter.providers import PROBERS, make_ssl_context, make_trace_config
 from exporter.providers.base import ProbeFn, ProbeTarget
 from exporter.redact import SecretRegistry
 from exporter.reload import reload_handler, sighup_ctx
+from exporter.report import run_report_schedule
 from exporter.scheduler import ProbeScheduler
 from exporter.traffic_setup import build_traffic, mount_traffic
-
-LANDING = """<!doctype html><html><head><meta charset="utf-8"><title>llm-exporter</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:sans-serif;max-width:40em;margin:2em auto">
-<h1>llm-exporter {version}</h1>
-<p>Probes LLM providers and records an orchestrator's traffic for Prometheus.</p>
-<ul><li><a href="/metrics">/metrics</a></li><li><a href="/api/health">/api/health</a></li>
-<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a></li></ul>
-</body></html>"""
+from exporter.webapi.setup import setup_webapi
 
 
 def build_probe_store(config: Config, env: Mapping[str, str]) -> ProbeStore:
@@ -125,13 +118,18 @@ async def _reload_probes(app: web.Application, config: Config) -> None:
     app[keys.SCHEDULER].start()
 
 
+async def _report_schedule(app: web.Application) -> AsyncIterator[None]:
+    """The optional daily report; returns at once when no destination is configured."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_report_schedule(app[keys.CONFIG], stop, env=app[keys.ENV]))
+    yield
+    stop.set()
+    await task
+
+
 async def _host_sampling(app: web.Application) -> AsyncIterator[None]:
     async for _ in app[keys.HOST].context():
         yield
-
-
-async def landing(request: web.Request) -> web.Response:
-    return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -205,7 +203,6 @@ def create_app(
     app[keys.COST_FN] = parts.prices.cost
     app[keys.HEALTH_EXTRAS] = parts.health_extras
 
-    app.router.add_get("/", landing)
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -214,6 +211,8 @@ def create_app(
     app.cleanup_ctx.append(_host_sampling)
     app.cleanup_ctx.append(_probing)
     app.cleanup_ctx.append(sighup_ctx)
+    app.cleanup_ctx.append(_report_schedule)
+    setup_webapi(app, config)  # `/` status page, /api/metrics, /ws/metrics
     app.on_startup.append(_mark_ready)
     return app
 

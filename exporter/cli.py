@@ -14,6 +14,7 @@ from exporter import __version__
 from exporter.config import ConfigError, load_config, parse_listen
 from exporter.defaults import EXPORTER_PORT, SIMULATOR_PORT
 from exporter.redact import RedactingFilter, SecretRegistry
+from exporter.report import add_report_parser, cmd_report
 
 log = logging.getLogger("exporter")
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the demo's simulator listens",
     )
     demo.add_argument("--rate", type=float, default=4.0, help="synthetic calls per second")
+    add_report_parser(sub)
     return parser
 
 
@@ -150,4 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_simulate(args)
     if args.command == "demo":
         return cmd_demo(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_serve(args)
