@@ -81,7 +81,7 @@ def _new_scheduler(app: web.Application, config: Config) -> ProbeScheduler:
     }
     return ProbeScheduler(
         app[keys.PROBES],
-        app[keys.SESSION],
+        app[keys.LIVE].session,
         targets,
         checks,
         app[keys.PROBERS],
@@ -96,32 +96,35 @@ async def _probing(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(ssl=ssl_context, limit=64, ttl_dns_cache=60),
         headers={"User-Agent": f"llm-exporter/{__version__}"},
     ) as session:
-        app[keys.SESSION] = session
-        app[keys.SCHEDULER] = _new_scheduler(app, app[keys.CONFIG])
-        app[keys.SCHEDULER].start()
+        live = app[keys.LIVE]
+        live.session = session
+        live.scheduler = _new_scheduler(app, live.config)
+        live.scheduler.start()
         yield
-        await app[keys.SCHEDULER].stop()
+        await live.scheduler.stop()
 
 
 async def _reload_probes(app: web.Application, config: Config) -> None:
     """Swap in the new providers: unchanged ones keep their counters, changed ones start over."""
-    await app[keys.SCHEDULER].stop()
+    live = app[keys.LIVE]
+    if live.scheduler is not None:
+        await live.scheduler.stop()
     old = app[keys.PROBES].providers
     fresh = build_probe_store(config, app[keys.ENV]).providers
-    old_config = app[keys.CONFIG].providers
+    old_config = live.config.providers
     for pid in fresh:
         if pid in old and old_config.get(pid) == config.providers[pid]:
             fresh[pid] = old[pid]
     old.clear()
     old.update(fresh)
-    app[keys.SCHEDULER] = _new_scheduler(app, config)
-    app[keys.SCHEDULER].start()
+    live.scheduler = _new_scheduler(app, config)
+    live.scheduler.start()
 
 
 async def _report_schedule(app: web.Application) -> AsyncIterator[None]:
     """The optional daily report; returns at once when no destination is configured."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_report_schedule(app[keys.CONFIG], stop, env=app[keys.ENV]))
+    task = asyncio.create_task(run_report_schedule(app[keys.LIVE].config, stop, env=app[keys.ENV]))
     yield
     stop.set()
     await task
@@ -167,7 +170,7 @@ def create_app(
     env = dict(os.environ if env is None else env)
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
     app = web.Application(client_max_size=config.ingest.max_body_bytes)
-    app[keys.CONFIG] = config
+    app[keys.LIVE] = keys.Live(config)
     app[keys.ENV] = env
     app[keys.REGISTRY] = registry
     app[keys.STARTED] = time.time()
@@ -188,7 +191,7 @@ def create_app(
     registry.register(
         ExporterCollector(
             __version__,
-            thresholds=lambda: app[keys.CONFIG].thresholds.model_dump(),
+            thresholds=lambda: app[keys.LIVE].config.thresholds.model_dump(),
             reload_ok=lambda: app[keys.RELOAD_OK]["ok"],
             host=app[keys.HOST],
         )

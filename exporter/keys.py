@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -15,13 +16,21 @@ from exporter.probestate import ProbeStore
 from exporter.redact import SecretRegistry
 from exporter.scheduler import ProbeScheduler
 
-CONFIG = web.AppKey("config", Config)
+
+@dataclass
+class Live:
+    """What a reload replaces while the app runs (aiohttp freezes the app's own mapping)."""
+
+    config: Config
+    scheduler: ProbeScheduler | None = None
+    session: aiohttp.ClientSession | None = None
+
+
+LIVE = web.AppKey("live", Live)
 ENV = web.AppKey("env", Mapping)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 PROBES = web.AppKey("probes", ProbeStore)
 HOST = web.AppKey("host", HostSampler)
-SESSION = web.AppKey("client_session", aiohttp.ClientSession)
-SCHEDULER = web.AppKey("scheduler", ProbeScheduler)
 STARTED = web.AppKey("started", float)
 READY = web.AppKey("ready", dict)
 PROBERS = web.AppKey("probers", Mapping)

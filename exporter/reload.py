@@ -30,7 +30,7 @@ async def reload_config(app: web.Application) -> list[str]:
             return exc.problems
         for hook in app[keys.RELOAD_HOOKS]:
             await hook(app, config)
-        app[keys.CONFIG] = config
+        app[keys.LIVE].config = config
         app[keys.RELOAD_OK]["ok"] = True
         log.info("configuration reloaded from %s", path or "built-in defaults")
         return []

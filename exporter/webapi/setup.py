@@ -75,7 +75,8 @@ def setup_webapi(
     """Register `/`, `/static/`, `/api/metrics`, `/api/metrics/mobile` and `/ws/metrics`."""
 
     def current() -> Config:
-        return app.get(keys.CONFIG, config)
+        live = app.get(keys.LIVE)
+        return live.config if live is not None else config
 
     feed = Feed(
         build=lambda: build_payload(api),
