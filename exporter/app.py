@@ -26,7 +26,7 @@ from exporter.redact import SecretRegistry
 from exporter.reload import reload_handler, sighup_ctx
 from exporter.report import run_report_schedule
 from exporter.scheduler import ProbeScheduler
-from exporter.traffic_setup import build_traffic, mount_traffic
+from exporter.traffic_setup import setup_traffic
 from exporter.webapi.setup import setup_webapi
 
 
@@ -201,10 +201,8 @@ def create_app(
     with contextlib.suppress(ValueError):
         PlatformCollector(registry=registry)
 
-    parts = build_traffic(config, env=env)
-    mount_traffic(app, parts, registry)
-    app[keys.COST_FN] = parts.prices.cost
-    app[keys.HEALTH_EXTRAS] = parts.health_extras
+    # events API, traffic/session collectors; also sets COST_FN, HEALTH_EXTRAS, a reload hook
+    setup_traffic(app, config, registry, env=env)
 
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
