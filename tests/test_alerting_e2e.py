@@ -30,6 +30,7 @@ def healthy_exposition() -> dict[str, float]:
     for p in PROVIDERS:
         samples[f'llm_provider_up{{provider="{p}"}}'] = 1
         samples[f'llm_provider_api_key_configured{{provider="{p}"}}'] = 1
+        samples[f'llm_probe_failures_total{{provider="{p}",check="models",reason="timeout"}}'] = 0
         samples[f'llm_provider_ratelimit_remaining{{provider="{p}",resource="requests"}}'] = 900
         samples[f'llm_provider_ratelimit_limit{{provider="{p}",resource="requests"}}'] = 1000
     samples['llm_alert_threshold{name="ratelimit_headroom_ratio"}'] = 0.1
@@ -99,9 +100,11 @@ async def test_provider_down_is_delivered_escalated_inhibits_and_resolves(
     await wait_until(scraped, 20, "the first scrape and rule evaluation")
     assert not stack.webhook.received, "a healthy target must not notify"
 
-    # openai down; both providers nearly out of rate limit (5 % left, threshold 10 %).
+    # openai down after three failed probes; both providers nearly out of rate limit (5 % left,
+    # threshold 10 %).
     t0 = time.monotonic()
     target.put('llm_provider_up{provider="openai"}', 0)
+    target.put('llm_probe_failures_total{provider="openai",check="models",reason="timeout"}', 3)
     for p in PROVIDERS:
         target.put(f'llm_provider_ratelimit_remaining{{provider="{p}",resource="requests"}}', 50)
 

@@ -385,12 +385,13 @@ def test_threshold_defaults_match_the_exporter() -> None:
 def test_prometheus_scrapes_the_compose_services() -> None:
     """Job names and addresses the rules and docker compose rely on."""
     doc = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in doc["scrape_configs"]}
-    assert targets == {
-        "llm-exporter": ["exporter:9820"],
-        "prometheus": ["localhost:9090"],
-        "alertmanager": ["alertmanager:9093"],
-    }
+    jobs = {j["job_name"]: j for j in doc["scrape_configs"]}
+    assert set(jobs) == {"llm-exporter", "prometheus", "alertmanager"}
+    # the exporter is found by DNS: `exporter` always, `demo` under the compose demo profile
+    (dns,) = jobs["llm-exporter"]["dns_sd_configs"]
+    assert (dns["names"], dns["type"], dns["port"]) == (["exporter", "demo"], "A", 9820)
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+    assert jobs["alertmanager"]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert doc["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         "alertmanager:9093"
     ]
