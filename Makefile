@@ -44,8 +44,13 @@ system-deps: ## Debian's Prometheus, Alertmanager, docker-compose (parser only) 
 	    $$pkgs >/dev/null; \
 	fi
 
-bench: $(STAMP) system-deps
-	$(BIN)/python -m bench
+bench: $(STAMP) system-deps ## probe overhead, ingest and client figures (loopback only)
+	$(BIN)/python bench/bench_probe.py
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_client.py
+
+soak: $(STAMP) ## bounded loopback soak; MINUTES=2 for a short one
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

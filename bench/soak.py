@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=5000.0)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
     seconds = args.minutes * 60
     sim_port, port = free_port(), free_port()
     work = tempfile.mkdtemp(prefix="soak-")

@@ -19,6 +19,7 @@ from exporter.collector import ExporterCollector, ProbeCollector
 from exporter.config import Config
 from exporter.health import health_document
 from exporter.host import HostSampler
+from exporter.persist import session_state_ctx
 from exporter.probestate import CheckState, ProbeStore, ProviderState
 from exporter.providers import PROBERS, make_ssl_context, make_trace_config
 from exporter.providers.base import ProbeFn, ProbeTarget
@@ -203,6 +204,7 @@ def create_app(
 
     # events API, traffic/session collectors; also sets COST_FN, HEALTH_EXTRAS, a reload hook
     setup_traffic(app, config, registry, env=env)
+    app.cleanup_ctx.append(session_state_ctx(config.state_file))
 
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)

@@ -197,6 +197,7 @@ class Config(_Strict):
     alertmanager_url: str | None = None
     dashboard_refresh_interval: Duration = 5.0
     metrics_retention_days: int = Field(default=15, ge=1)
+    state_file: str | None = None  # active sessions are written here on stop, restored on start
 
     @field_validator("listen")
     @classmethod
@@ -384,6 +385,8 @@ def load_config(
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

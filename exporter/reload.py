@@ -25,9 +25,11 @@ async def reload_config(app: web.Application) -> list[str]:
             config = await asyncio.to_thread(load_config, path, app[keys.ENV])
         except ConfigError as exc:
             app[keys.RELOAD_OK]["ok"] = False
-            for problem in exc.problems:
+            # a key pasted into the file would otherwise come back in the "got ..." part
+            problems = [app[keys.SECRETS].redact(p) for p in exc.problems]
+            for problem in problems:
                 log.error("reload refused: %s", problem)
-            return exc.problems
+            return problems
         for hook in app[keys.RELOAD_HOOKS]:
             await hook(app, config)
         app[keys.LIVE].config = config
