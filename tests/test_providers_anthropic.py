@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
 from _probe_helpers import (
     KEY,
-    FakeProvider,
     closed_port,
     reply_bytes,
     reply_hang,
@@ -18,27 +15,13 @@ from _probe_helpers import (
     reply_reset,
     reply_sse,
     sse,
-    start_fake,
     target,
 )
 
-from exporter.providers import PROBERS, make_trace_config
+from exporter.providers import PROBERS
 from exporter.providers.anthropic import probe
 from exporter.providers.base import Usage
 from exporter.vocab import Check, Reason
-
-
-@pytest.fixture
-async def fake(aiohttp_server) -> AsyncIterator[FakeProvider]:
-    provider = await start_fake(aiohttp_server)
-    yield provider
-    provider.release.set()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(trace_configs=[make_trace_config()]) as s:
-        yield s
 
 
 def anthropic(**kw) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from _probe_helpers import (
     KEY,
@@ -21,7 +20,7 @@ from _probe_helpers import (
     target,
 )
 
-from exporter.providers import PROBERS, make_trace_config
+from exporter.providers import PROBERS
 from exporter.providers.base import Usage
 from exporter.providers.gemini import probe, thinking_config
 from exporter.vocab import Check, Reason
@@ -32,12 +31,6 @@ async def fake(aiohttp_server) -> AsyncIterator[FakeProvider]:
     provider = await start_fake(aiohttp_server, "/v1beta")
     yield provider
     provider.release.set()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(trace_configs=[make_trace_config()]) as s:
-        yield s
 
 
 def gemini(url: str, **kw) -> object:

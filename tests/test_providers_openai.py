@@ -6,13 +6,11 @@ import asyncio
 import logging
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from _probe_helpers import (
     KEY,
-    FakeProvider,
     closed_port,
     reply_big,
     reply_bytes,
@@ -21,27 +19,13 @@ from _probe_helpers import (
     reply_reset,
     reply_sse,
     sse,
-    start_fake,
     target,
 )
 
-from exporter.providers import PROBERS, make_trace_config
+from exporter.providers import PROBERS
 from exporter.providers.base import RateLimit, Usage
 from exporter.providers.openai import probe
 from exporter.vocab import Check, Reason
-
-
-@pytest.fixture
-async def fake(aiohttp_server) -> AsyncIterator[FakeProvider]:
-    provider = await start_fake(aiohttp_server)
-    yield provider
-    provider.release.set()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(trace_configs=[make_trace_config()]) as s:
-        yield s
 
 
 def chunk(delta: dict | None = None, usage: dict | None = None, **extra) -> dict:
