@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from _results import Figure, save
+
 from exporter.client import Reporter
 
 
@@ -143,6 +145,24 @@ def main() -> None:
         print(f"record_call / OTel record: {ratio:.2f}x")
     else:
         print("opentelemetry-sdk not installed: no OTel comparison")
+    otel_ns = rows["OTel SDK histogram.record"] * 1e9 if otel is not None else None
+    figures = []
+    for name in ("record_call (idle sender)", "record_call (live sender)"):
+        ours = rows[name] * 1e9
+        met = None if otel_ns is None else ours <= 0.5 * otel_ns
+        figures.append(Figure(f"Client: {name}", ours, "OTel SDK histogram.record", otel_ns,
+                              "ns/call", "≤ 0.5x OTel", met))  # fmt: skip
+    save(
+        "client",
+        figures,
+        details={
+            "calls": n,
+            "runs": runs,
+            "floor_ns": rows["python call floor (same args)"] * 1e9,
+            "live_sent": stats.sent,
+            "live_dropped": stats.dropped,
+        },
+    )
     print(f"live sender: {stats.sent:,} of {n * runs:,} events accepted, {stats.dropped} dropped, "
           f"{stats.failed} failed, flushed={delivered}")  # fmt: skip
 

@@ -133,6 +133,8 @@ def main() -> int:
         rng = random.Random(1)
         scrapes = fivexx = flips = 0
         scrape_ms: list[float] = []
+        rss_by_minute: list[float] = []
+        next_rss = time.monotonic()
         next_flip = time.monotonic() + 20
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
@@ -140,6 +142,9 @@ def main() -> int:
             status, _ = http(f"{base}/metrics", timeout=10)
             scrape_ms.append((time.monotonic() - t0) * 1000)
             scrapes += 1
+            if t0 >= next_rss:
+                rss_by_minute.append(round(proc.memory_info().rss / 2**20, 1))
+                next_rss += 60
             fivexx += status >= 500 or status == 0
             if time.monotonic() >= next_flip:
                 p, mode = rng.choice(PROVIDERS), rng.choice(FAULTS)
@@ -165,6 +170,7 @@ def main() -> int:
             "fault_flips": flips,
             "rss_start_mb": round(rss_start / 2**20, 1),
             "rss_end_mb": round(rss_end / 2**20, 1),
+            "rss_by_minute_mb": rss_by_minute,
             "machine": f"{platform.machine()} {os.cpu_count()} cores, "
             f"{round(psutil.virtual_memory().total / 2**30, 1)} GiB, Python "
             f"{platform.python_version()}",
@@ -186,7 +192,27 @@ def main() -> int:
         and result["exporter_exit"] == 0
     )
     print("OK" if ok else f"MISMATCH (logs in {work})")
+    if result.get("rss_by_minute_mb"):
+        save_figures(result)
     return 0 if ok else 1
+
+
+def save_figures(r: dict[str, Any]) -> None:
+    """The soak's figures for docs/performance.md (footprint) and docs/reliability.md."""
+    from _results import Figure, save
+
+    minutes = r["minutes"]
+    half = r["rss_by_minute_mb"][len(r["rss_by_minute_mb"]) // 2]
+    growth = r["rss_end_mb"] - half
+    save("soak", [
+        Figure(f"Soak {minutes:g} min: events counted / sent", r["counted"], "sent by the client",
+               r["sent"], "events", "equal", r["counted"] == r["sent"], lower_is_better=False),
+        Figure(f"Soak {minutes:g} min: RSS at the end", r["rss_end_mb"], "RSS half-way",
+               half, "MB", "flat (end within 5 MB of half-way)", abs(growth) <= 5,
+               note=f"RSS per minute: {r['rss_by_minute_mb']} MB; start {r['rss_start_mb']} MB"),
+        Figure(f"Soak {minutes:g} min: scrapes answered 5xx or failed", r["scrape_5xx_or_failed"],
+               "scrapes", r["scrapes"], "", "0", r["scrape_5xx_or_failed"] == 0),
+    ], details=r)  # fmt: skip
 
 
 if __name__ == "__main__":

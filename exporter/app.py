@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter import __version__, keys
+from exporter.auth import setup_metrics_auth
 from exporter.collector import ExporterCollector, ProbeCollector
 from exporter.config import Config
+from exporter.exposition import metrics_handler
 from exporter.health import health_document
 from exporter.host import HostSampler
 from exporter.persist import session_state_ctx
@@ -66,10 +67,12 @@ def probe_targets(config: Config, env: Mapping[str, str]) -> dict[str, ProbeTarg
 
 
 def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
-    """Every secret the process may hold: provider keys and the ingest token."""
+    """Every secret the process may hold: provider keys, the ingest token, the /metrics secret."""
     names = [pc.api_key_env for pc in config.providers.values()]
     if config.ingest.token_env:
         names.append(config.ingest.token_env)
+    if config.metrics_auth is not None:
+        names.append(config.metrics_auth.secret_env)
     return [env[n].strip() for n in names if env.get(n, "").strip()]
 
 
@@ -206,7 +209,8 @@ def create_app(
     setup_traffic(app, config, registry, env=env)
     app.cleanup_ctx.append(session_state_ctx(config.state_file))
 
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics_handler(registry))
+    setup_metrics_auth(app, config, env)  # guards /metrics only; /-/healthy, /-/ready stay open
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/api/health", api_health)

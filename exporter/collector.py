@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 
-from exporter.histogram import Histogram
+from exporter.exposition import counter, gauge, histogram
 from exporter.host import HostSampler
 from exporter.probestate import ProbeStore
 from exporter.vocab import PHASES, RATELIMIT_RESOURCES, Reason
 
 _CACHED = "Set by the background prober, not per scrape: probes cost money and quota."
-
-
-def _buckets(h: Histogram) -> list[tuple[str, float]]:
-    return [("+Inf" if math.isinf(b) else repr(float(b)), float(n)) for b, n in h.cumulative()]
 
 
 class ProbeCollector:
@@ -32,60 +22,56 @@ class ProbeCollector:
 
     def collect(self) -> Iterator[Metric]:
         pc = ["provider", "check"]
-        success = GaugeMetricFamily(
-            "llm_probe_success", f"1 if the last probe succeeded. {_CACHED}", labels=pc
-        )
-        duration = HistogramMetricFamily(
+        success = gauge("llm_probe_success", f"1 if the last probe succeeded. {_CACHED}", labels=pc)
+        duration = histogram(
             "llm_probe_duration_seconds", f"Duration of successful probes. {_CACHED}", labels=pc
         )
-        phase = GaugeMetricFamily(
+        phase = gauge(
             "llm_probe_phase_seconds",
             f"Seconds from request start to each phase of the last probe. {_CACHED}",
             labels=[*pc, "phase"],
         )
-        probes = CounterMetricFamily("llm_probes", "Probes run.", labels=pc)
-        failures = CounterMetricFamily(
-            "llm_probe_failures", "Failed probes by reason.", labels=[*pc, "reason"]
-        )
-        last_run = GaugeMetricFamily(
+        probes = counter("llm_probes", "Probes run.", labels=pc)
+        failures = counter("llm_probe_failures", "Failed probes by reason.", labels=[*pc, "reason"])
+        last_run = gauge(
             "llm_probe_last_run_timestamp_seconds", "When the last probe finished.", labels=pc
         )
-        last_ok = GaugeMetricFamily(
+        last_ok = gauge(
             "llm_probe_last_success_timestamp_seconds",
             "When the last successful probe finished.",
             labels=pc,
         )
-        interval = GaugeMetricFamily(
+        interval = gauge(
             "llm_probe_interval_seconds", "Configured seconds between probes.", labels=pc
         )
-        tokens = CounterMetricFamily(
+        tokens = counter(
             "llm_probe_tokens", "Tokens spent by probes.", labels=["provider", "token_type"]
         )
-        cost = CounterMetricFamily(
+        cost = counter(
             "llm_probe_cost_usd", "USD spent by probes (known prices only).", labels=["provider"]
         )
-        up = GaugeMetricFamily(
+        up = gauge(
             "llm_provider_up",
             f"1 when every enabled check's last probe succeeded. {_CACHED}",
             labels=["provider"],
         )
-        info = GaugeMetricFamily(
+        info = gauge(
             "llm_provider_info",
             "Provider settings; always 1.",
             labels=["provider", "api", "host", "probe_model"],
         )
-        key = GaugeMetricFamily(
+        key = gauge(
             "llm_provider_api_key_configured",
             "1 when the provider's API key env var is set; 0 means not configured (not down).",
             labels=["provider"],
         )
-        available = GaugeMetricFamily(
+        available = gauge(
             "llm_provider_model_available",
             f"1 when an allow-listed model is in the provider's model list. {_CACHED}",
             labels=["provider", "model"],
         )
         rl = {
-            kind: GaugeMetricFamily(
+            kind: gauge(
                 f"llm_provider_ratelimit_{kind}",
                 f"Rate-limit {kind.replace('_', ' ')} from the last probe's headers. {_CACHED}",
                 labels=["provider", "resource"],
@@ -104,7 +90,7 @@ class ProbeCollector:
                 probes.add_metric(labels, cs.probes)
                 for reason in Reason:
                     failures.add_metric([*labels, str(reason)], cs.failures.get(reason, 0))
-                duration.add_metric(labels, _buckets(cs.duration), cs.duration.sum)
+                duration.add_metric(labels, cs.duration)
                 if cs.last is not None:
                     success.add_metric(labels, 1 if cs.last.success else 0)
                     for name in PHASES:
@@ -152,17 +138,17 @@ class ExporterCollector:
         self._host = host
 
     def collect(self) -> Iterator[Metric]:
-        build = GaugeMetricFamily(
+        build = gauge(
             "llm_exporter_build_info", "Version of llm-exporter; always 1.", labels=["version"]
         )
         build.add_metric([self._version], 1)
         yield build
-        yield GaugeMetricFamily(
+        yield gauge(
             "llm_exporter_config_last_reload_successful",
             "1 if the last configuration load succeeded.",
             value=1 if self._reload_ok() else 0,
         )
-        threshold = GaugeMetricFamily(
+        threshold = gauge(
             "llm_alert_threshold",
             "Alert thresholds from config and env, for the alert rules to read.",
             labels=["name"],
@@ -177,6 +163,4 @@ class ExporterCollector:
             ("disk", sample.disk, "Disk space in use on the data volume"),
         ):
             if value is not None:
-                yield GaugeMetricFamily(
-                    f"llm_host_{name}_usage_ratio", f"{what}, 0..1 (psutil).", value=value
-                )
+                yield gauge(f"llm_host_{name}_usage_ratio", f"{what}, 0..1 (psutil).", value=value)

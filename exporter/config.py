@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from exporter.defaults import EXPORTER_PORT, PROVIDER_DEFAULTS
@@ -34,6 +36,17 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _PROVIDER_ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+_BASIC_USER = re.compile(r"[\x21-\x39\x3b-\x7e]{1,128}")  # visible ASCII except ':'
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):  # not echoed: it may be the secret pasted in by mistake
+        msg = "must be the name of an environment variable (the secret goes in that variable)"
+        raise ValueError(msg)
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class ConfigError(Exception):
@@ -146,6 +159,8 @@ class IngestConfig(_Strict):
     max_batch: int = Field(default=5000, ge=1, le=100_000)
     dedup_window: int = Field(default=200_000, ge=0, le=10_000_000)
     max_series: int = Field(default=20_000, ge=100, le=1_000_000)
+    # requests reading or applying a body at once; more are answered 503 + Retry-After
+    max_concurrent_requests: int = Field(default=256, ge=1, le=100_000)
 
 
 class SessionsConfig(_Strict):
@@ -154,6 +169,51 @@ class SessionsConfig(_Strict):
     ttl: Duration = 1800.0
     max_active: int = Field(default=100_000, ge=1)
     max_recent: int = Field(default=10_000, ge=1)
+    # with `state_file`: also save active sessions this often (null: only at shutdown)
+    save_interval: Duration | None = 60.0
+
+    @field_validator("save_interval")
+    @classmethod
+    def _save_floor(cls, value: float | None) -> float | None:
+        if value is not None and value < 0.1:
+            msg = f"must be at least 100ms (or null for only at shutdown), got {value:g}s"
+            raise ValueError(msg)
+        return value
+
+
+class MetricsAuthConfig(_Strict):
+    """Credentials `GET /metrics` asks for: a bearer token or a basic-auth user and password.
+
+    The secret is only ever read from the environment variable named here.
+    """
+
+    bearer_token_env: EnvName | None = None
+    basic_username: str | None = None
+    basic_password_env: EnvName | None = None
+
+    @field_validator("basic_username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is not None and not _BASIC_USER.fullmatch(value):
+            msg = "must be 1-128 visible ASCII characters without ':'"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MetricsAuthConfig:
+        basic = (self.basic_username is not None, self.basic_password_env is not None)
+        if self.bearer_token_env is not None and any(basic):
+            msg = "give bearer_token_env or basic_username + basic_password_env, not both"
+            raise ValueError(msg)
+        if self.bearer_token_env is None and not all(basic):
+            msg = "give bearer_token_env, or both basic_username and basic_password_env"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def secret_env(self) -> str:
+        """The environment variable that holds the token or password."""
+        return self.bearer_token_env or self.basic_password_env or ""
 
 
 class Thresholds(_Strict):
@@ -198,6 +258,7 @@ class Config(_Strict):
     dashboard_refresh_interval: Duration = 5.0
     metrics_retention_days: int = Field(default=15, ge=1)
     state_file: str | None = None  # active sessions are written here on stop, restored on start
+    metrics_auth: MetricsAuthConfig | None = None  # credentials for GET /metrics; None: open
 
     @field_validator("listen")
     @classmethod
@@ -273,8 +334,50 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _path(loc: tuple[int | str, ...], env_keys: set[tuple[str, ...]]) -> str:
-    parts = [str(p) for p in loc]
+_MISSING = object()
+
+
+def yaml_key(key: object) -> str:
+    """A mapping key as YAML spells it: `true`, `false`, `null`, else its text."""
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    return str(key)
+
+
+def _doc_parts(loc: tuple[int | str, ...], doc: object) -> list[str]:
+    """Pydantic's `loc` spelled with the document's own keys.
+
+    Pydantic reports a boolean key as 0/1 and other non-string keys as text, and adds a
+    `[key]` step for a bad key; walking the document gives each step back as written.
+    """
+    parts: list[str] = []
+    node: object = doc
+    for step in loc:
+        if step == "[key]":
+            continue
+        found: object = _MISSING
+        if isinstance(node, Mapping):
+            for key in node:  # exact key first, then a key pydantic re-spelled (True -> 1)
+                if type(key) is type(step) and key == step:
+                    found = key
+                    break
+            else:
+                found = next((k for k in node if k == step or str(k) == str(step)), _MISSING)
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            parts.append(str(step))
+            node = node[step]
+            continue
+        if found is _MISSING:
+            parts.append(str(step))
+            node = None
+        else:
+            parts.append(yaml_key(found))
+            node = node[found]  # type: ignore[index]
+    return parts
+
+
+def _path(loc: tuple[int | str, ...], env_keys: set[tuple[str, ...]], doc: object = None) -> str:
+    parts = _doc_parts(loc, doc)
     path = ".".join(parts) or "(top level)"
     if tuple(parts) in env_keys:
         var = next(v for v, k in {**ENV_THRESHOLDS, **ENV_TOP_LEVEL}.items() if k == parts[-1])
@@ -313,6 +416,8 @@ def _describe(err: Mapping[str, Any], model: type[BaseModel] | None) -> str:
         return "must not be empty"
     if kind == "missing":
         return "required key is missing"
+    if kind == "invalid_key" or (kind == "string_type" and err["loc"][-1:] == ("[key]",)):
+        return f"keys must be strings, got {yaml_key(err.get('input'))}"
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -342,7 +447,9 @@ def build_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = 
     for pid in dict.fromkeys([*PROVIDER_DEFAULTS, *user_providers]):
         over = user_providers.get(pid)
         if not isinstance(pid, str) or not _PROVIDER_ID.fullmatch(pid):
-            problems.append(f"providers.{pid}: provider ids must match [a-z][a-z0-9_]{{0,31}}")
+            problems.append(
+                f"providers.{yaml_key(pid)}: provider ids must match [a-z][a-z0-9_]{{0,31}}"
+            )
             continue
         if over is not None and not isinstance(over, Mapping):
             problems.append(f"providers.{pid}: must be a mapping, got {type(over).__name__}")
@@ -356,7 +463,7 @@ def build_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = 
         config = Config.model_validate(doc)
     except ValidationError as exc:
         problems += [
-            f"{_path(e['loc'], env_keys)}: {_describe(e, _model_at(e['loc']))}"
+            f"{_path(e['loc'], env_keys, doc)}: {_describe(e, _model_at(e['loc']))}"
             for e in exc.errors()
         ]
     pricing = doc.get("pricing")
@@ -365,11 +472,25 @@ def build_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = 
         problems += [
             f"pricing.overrides.{pid}: not a configured provider"
             for pid in overrides
-            if pid not in providers
+            if isinstance(pid, str) and pid not in providers
         ]
+    problems += _unset_secrets(doc.get("metrics_auth"), env)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _unset_secrets(auth: object, env: Mapping[str, str]) -> list[str]:
+    """A problem for each secret variable that `metrics_auth` names but the environment lacks."""
+    if not isinstance(auth, Mapping):
+        return []
+    return [
+        f"metrics_auth.{key}: environment variable {name} is not set or empty"
+        for key in ("bearer_token_env", "basic_password_env")
+        if isinstance(name := auth.get(key), str)
+        and _ENV_NAME.fullmatch(name)
+        and not env.get(name, "").strip()
+    ]
 
 
 def load_config(

@@ -2,11 +2,13 @@
 
 Token counts are disjoint, so every token is counted once: `input_tokens` excludes cached and
 cache-write tokens, and `output_tokens` excludes reasoning tokens. Unknown fields are ignored so an
-older exporter accepts events from a newer client.
+older exporter accepts events from a newer client. Error texts quote a caller's value escaped and
+cut to `ECHO_CHARS`, and a body nested too deeply for the decoder is a `BodyError`, not a crash.
 """
 
 from __future__ import annotations
 
+import ast
 from typing import Annotated, Literal
 
 import msgspec
@@ -84,11 +86,45 @@ class BodyError(ValueError):
     """The body as a whole is not JSON of the accepted shape (answered with 400)."""
 
 
+ECHO_CHARS = 64  # at most this much of a caller's value is quoted back in an error
+_MAX_ERROR = 256
+# msgspec quotes the offending value (of any length) after these; other errors name only a path
+_ECHOING = ("Invalid enum value ", "Invalid value ")
+
+
+def quoted(value: str, limit: int = ECHO_CHARS) -> str:
+    """`value` as an ASCII-only repr, cut to `limit` characters of escaped text and marked so."""
+    shown = value[:limit]
+    while len(text := ascii(shown)) > limit + 2:  # escapes (\\U0001f600) count too
+        shown = shown[:-1]
+    return text if shown == value else f"{text}... ({len(value)} chars)"
+
+
+def bounded(message: str) -> str:
+    """A msgspec error message with the echoed value shortened and escaped."""
+    prefix = next((p for p in _ECHOING if message.startswith(p)), None)
+    if prefix is None:
+        return message if len(message) <= _MAX_ERROR else message[:_MAX_ERROR] + "..."
+    text, where = message[len(prefix) :], ""
+    cut = text.rfind(" - at `")  # the path msgspec appends is ours: `$.type`, `$[3].role`
+    if cut >= 0 and text.endswith("`"):
+        text, where = text[:cut], text[cut:]
+    value: object = None
+    if len(text) <= 8 * ECHO_CHARS:
+        try:
+            value = ast.literal_eval(text)  # msgspec wrote the value's repr
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            value = None
+    shown = quoted(value) if isinstance(value, str) else quoted(text.strip("'\""))
+    return f"{prefix}{shown}{where}"
+
+
 _batch = msgspec.json.Decoder(list[Event])
 _one = msgspec.json.Decoder(Event)
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw])
 _any = msgspec.json.Decoder()
 _WS = b" \t\r\n"
+_TOO_DEEP = "body is nested too deeply (the limit is a few hundred levels of arrays/objects)"
 
 
 def decode_body(body: bytes) -> tuple[list[tuple[int, Event]], list[tuple[int, str]]]:
@@ -96,6 +132,8 @@ def decode_body(body: bytes) -> tuple[list[tuple[int, Event]], list[tuple[int, s
     start = body[:1]
     if start in _WS:
         start = body.lstrip(_WS)[:1]
+        if not start:
+            raise BodyError("body is empty: send a JSON object or an array of objects")
     try:
         if start == b"[":
             try:
@@ -108,16 +146,21 @@ def decode_body(body: bytes) -> tuple[list[tuple[int, Event]], list[tuple[int, s
             _any.decode(body)  # tells malformed JSON from a scalar
             raise BodyError("body must be a JSON object or an array of objects")
     except msgspec.DecodeError as exc:
-        raise BodyError(f"body is not valid JSON: {exc}") from None
+        raise BodyError(f"body is not valid JSON: {bounded(str(exc))}") from None
     except msgspec.ValidationError as exc:
-        raise BodyError(f"body must be a JSON object or an array of objects: {exc}") from None
+        msg = f"body must be a JSON object or an array of objects: {bounded(str(exc))}"
+        raise BodyError(msg) from None
+    except RecursionError:  # msgspec recurses per level, even to skip a value
+        raise BodyError(_TOO_DEEP) from None
     good: list[tuple[int, Event]] = []
     bad: list[tuple[int, str]] = []
     for i, raw in enumerate(items):
         try:
             good.append((i, _one.decode(raw)))
         except msgspec.ValidationError as exc:
-            bad.append((i, str(exc)))
+            bad.append((i, bounded(str(exc))))
         except msgspec.DecodeError as exc:
-            raise BodyError(f"body is not valid JSON: {exc}") from None
+            raise BodyError(f"body is not valid JSON: {bounded(str(exc))}") from None
+        except RecursionError:
+            raise BodyError(_TOO_DEEP) from None
     return good, bad

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from exporter.config import IngestConfig
+from exporter.dedup import Dedup
 from exporter.events import (
     BodyError,
     LlmCall,
@@ -21,44 +21,18 @@ from exporter.events import (
     SessionStart,
     SessionSummarized,
     decode_body,
+    quoted,
 )
 from exporter.sessions import SessionStore
 from exporter.traffic import TrafficState
 
 _encode = msgspec.json.Encoder().encode
 _JSON_TYPES = frozenset({"application/json", "application/octet-stream"})  # octet: no header
+_REFUSAL_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
 
 
 class TooLarge(ValueError):
     """The request is over a size limit (answered with 413)."""
-
-
-class Dedup:
-    """Event ids seen among the last `window` accepted events."""
-
-    def __init__(self, window: int) -> None:
-        self._window = window
-        self._seen: set[str] = set()
-        self._order: deque[str] = deque()
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def resize(self, window: int) -> None:
-        self._window = window
-        while len(self._order) > window:
-            self._seen.discard(self._order.popleft())
-
-    def seen(self, event_id: str) -> bool:
-        """True for an id already in the window; otherwise remember it and return False."""
-        if event_id in self._seen:
-            return True
-        if self._window:
-            if len(self._order) >= self._window:
-                self._seen.discard(self._order.popleft())
-            self._order.append(event_id)
-            self._seen.add(event_id)
-        return False
 
 
 class Ingestor:
@@ -75,14 +49,16 @@ class Ingestor:
     ) -> None:
         self.traffic, self.sessions, self.clock = traffic, sessions, clock
         self.dedup = Dedup(cfg.dedup_window)
+        self.in_flight = 0  # POSTs reading their body (the memory a burst can hold)
         self.reconfigure(cfg)
         self._auth = f"Bearer {token}".encode() if token else None
         self._minute = [0] * 60  # llm_call events per second of the last minute (a ring)
         self._minute_at = [0] * 60
 
     def reconfigure(self, cfg: IngestConfig) -> None:
-        """New size limits and dedup window (ids seen so far are kept)."""
+        """New size and concurrency limits and dedup window (ids seen so far are kept)."""
         self.max_body, self.max_batch = cfg.max_body_bytes, cfg.max_batch
+        self.max_in_flight = cfg.max_concurrent_requests
         self.dedup.resize(cfg.dedup_window)
 
     def ingest(self, body: bytes) -> dict[str, Any]:
@@ -103,7 +79,7 @@ class Ingestor:
             provider = ev.provider if kind is LlmCall or kind is SessionMessage else None
             if provider is not None and provider not in allowed:
                 traffic.rejected["unknown_provider"] += 1
-                msg = f"provider {provider!r} is not configured and enabled - at `$.provider`"
+                msg = f"provider {quoted(provider)} is not configured and enabled - at `$.provider`"
                 rejected.append({"index": i, "error": msg})
                 continue
             if ev.id is not None and dedup.seen(ev.id):
@@ -148,7 +124,7 @@ class Ingestor:
 
     def _refuse(self, status: int, reason: str, error: str) -> web.Response:
         self.traffic.rejected[reason] += 1
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = _REFUSAL_HEADERS.get(status)
         return web.Response(
             status=status, body=_encode({"error": error}), content_type="application/json",
             headers=headers,
@@ -162,12 +138,20 @@ class Ingestor:
                 return self._refuse(401, "unauthorized", "missing or wrong bearer token")
         ctype = request.content_type
         if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
-            msg = f"Content-Type must be application/json, got {ctype!r}"
+            msg = f"Content-Type must be application/json, got {quoted(ctype)}"
             return self._refuse(415, "malformed", msg)
         length = request.content_length
         if length is not None and length > self.max_body:
             return self._refuse(413, "too_large", f"body over max_body_bytes ({self.max_body})")
-        body = await self._read(request, length)
+        if self.in_flight >= self.max_in_flight:
+            return self._refuse(503, "busy", "too many requests in progress, retry shortly")
+        self.in_flight += 1
+        try:
+            body = await self._read(request, length)
+        except BodyError as exc:
+            return self._refuse(400, "malformed", str(exc))
+        finally:
+            self.in_flight -= 1
         if body is None:
             return self._refuse(413, "too_large", f"body over max_body_bytes ({self.max_body})")
         try:
@@ -180,11 +164,13 @@ class Ingestor:
 
     async def _read(self, request: web.Request, length: int | None) -> bytes | None:
         """The body, or None once it grows past max_body_bytes (chunked bodies included)."""
+        if length == 0:
+            return b""  # aiohttp's empty stream refuses even readexactly(0)
         if length is not None:
             try:
                 return await request.content.readexactly(length)
             except asyncio.IncompleteReadError:
-                raise web.HTTPBadRequest(text="body shorter than Content-Length") from None
+                raise BodyError("body shorter than Content-Length") from None
         buf = bytearray()
         async for chunk in request.content.iter_any():
             buf += chunk

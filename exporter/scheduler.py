@@ -114,8 +114,11 @@ class ProbeScheduler:
         pstate = self._store.providers[target.provider]
         while True:
             # Honour a provider's retry-after for billable checks; the free list still runs.
-            delay = pstate.not_before - time.monotonic()
-            if check is not Check.MODELS and delay > 0:
+            # Re-check after waiting: another check may have brought a later retry-after.
+            while check is not Check.MODELS:
+                delay = pstate.not_before - time.monotonic()
+                if delay <= 0:
+                    break
                 await asyncio.sleep(delay)
             started = time.monotonic()
             await self.probe_once(target, check)

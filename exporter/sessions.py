@@ -14,17 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 
 from exporter.config import SessionsConfig
 from exporter.events import LlmCall, SessionMessage
+from exporter.exposition import counter, gauge, histogram
 from exporter.histogram import SESSION_DURATION_BUCKETS, SESSION_MESSAGES_BUCKETS, Histogram
-from exporter.traffic import buckets
 
 
 @dataclass(slots=True)
@@ -233,9 +228,9 @@ class SessionCollector:
 
     def collect(self) -> Iterator[Metric]:
         st = self._store
-        yield GaugeMetricFamily("llm_sessions_active", "Open sessions.", value=len(st.active))
-        yield CounterMetricFamily("llm_sessions_started", "Sessions started.", value=st.started)
-        ended = CounterMetricFamily(
+        yield gauge("llm_sessions_active", "Open sessions.", value=len(st.active))
+        yield counter("llm_sessions_started", "Sessions started.", value=st.started)
+        ended = counter(
             "llm_sessions_ended", "Sessions ended: completed, or expired after going silent.",
             labels=["outcome"],
         )  # fmt: skip
@@ -246,18 +241,18 @@ class SessionCollector:
             ("llm_session_duration_seconds", st.duration, "Duration of ended sessions."),
             ("llm_session_messages", st.messages, "Messages per ended session."),
         ):
-            fam = HistogramMetricFamily(name, what)
-            fam.add_metric([], buckets(h), h.sum)
+            fam = histogram(name, what)
+            fam.add_metric((), h)
             yield fam
-        yield CounterMetricFamily(
+        yield counter(
             "llm_session_summarizations", "Session summarizations.", value=st.summarizations
         )
-        yield CounterMetricFamily(
+        yield counter(
             "llm_session_provider_switches",
             "Consecutive assistant messages of a session served by different providers.",
             value=st.switches,
         )
-        yield CounterMetricFamily(
+        yield counter(
             "llm_exporter_sessions_evicted",
             "Sessions expired early because max_active sessions were open.",
             value=st.evicted,

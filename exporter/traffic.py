@@ -7,13 +7,13 @@ Labels stay bounded: `provider` is an enabled provider (others are rejected befo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from exporter.config import Config
 from exporter.events import EVENT_TYPES, LlmCall
+from exporter.exposition import counter, histogram
 from exporter.histogram import LATENCY_BUCKETS, QUALITY_BUCKETS, TTFT_BUCKETS, Histogram
 from exporter.pricing import PriceBook, PricePlan
 from exporter.vocab import TokenType
@@ -21,9 +21,10 @@ from exporter.vocab import TokenType
 OTHER = "other"
 TOKEN_TYPES: tuple[str, ...] = tuple(t.value for t in TokenType)  # the order of _Pair.tokens
 # Why events were refused. Per event: invalid (schema), unknown_provider. Whole requests (counted
-# once per request, since their events cannot be counted): malformed, too_large, unauthorized.
+# once per request, since their events cannot be counted): malformed, too_large, unauthorized,
+# busy (over ingest.max_concurrent_requests; answered 503, safe to retry).
 REJECT_REASONS: tuple[str, ...] = (
-    "invalid", "unknown_provider", "malformed", "too_large", "unauthorized",
+    "invalid", "unknown_provider", "malformed", "too_large", "unauthorized", "busy",
 )  # fmt: skip
 OVERFLOW_LABELS: tuple[str, ...] = ("model",)
 
@@ -117,11 +118,6 @@ class TrafficState:
         return cost
 
 
-def buckets(h: Histogram) -> list[tuple[str, float]]:
-    """Cumulative buckets in the shape HistogramMetricFamily takes."""
-    return [("+Inf" if math.isinf(b) else repr(float(b)), float(n)) for b, n in h.cumulative()]
-
-
 class TrafficCollector:
     """`llm_requests_*`, `llm_tokens_total`, cost, quality and `llm_exporter_*` ingest families."""
 
@@ -130,79 +126,73 @@ class TrafficCollector:
 
     def collect(self) -> Iterator[Metric]:
         st = self._state
-        pm = ["provider", "model"]
-        requests = CounterMetricFamily(
-            "llm_requests",
-            "Calls reported by the orchestrator, by outcome.",
-            labels=[*pm, "outcome"],
+        pm = ("provider", "model")
+        requests = counter(
+            "llm_requests", "Calls reported by the orchestrator, by outcome.", (*pm, "outcome")
         )
-        duration = HistogramMetricFamily(
-            "llm_request_duration_seconds", "Duration of successful calls.", labels=pm
-        )
-        ttft = HistogramMetricFamily(
+        duration = histogram("llm_request_duration_seconds", "Duration of successful calls.", pm)
+        ttft = histogram(
             "llm_time_to_first_token_seconds", "Time to first token of streamed successful calls.",
-            labels=pm,
+            pm,
         )  # fmt: skip
-        tokens = CounterMetricFamily(
-            "llm_tokens", "Tokens of reported calls; token types are disjoint.",
-            labels=[*pm, "token_type"],
-        )  # fmt: skip
-        cost = CounterMetricFamily(
-            "llm_cost_usd", "USD of reported calls: the event's cost_usd, else tokens x price.",
-            labels=pm,
-        )  # fmt: skip
-        unpriced = CounterMetricFamily(
-            "llm_unpriced_requests", "Calls that spent tokens at an unknown price.", labels=pm
+        tokens = counter(
+            "llm_tokens", "Tokens of reported calls; token types are disjoint.", (*pm, "token_type")
         )
-        for (provider, model), pair in list(st.pairs.items()):
-            labels = [provider, model]
-            for outcome, n in list(pair.outcomes.items()):
-                requests.add_metric([*labels, outcome], n)
-            if pair.duration.count:
-                duration.add_metric(labels, buckets(pair.duration), pair.duration.sum)
-            if pair.ttft.count:
-                ttft.add_metric(labels, buckets(pair.ttft), pair.ttft.sum)
-            for token_type, n in zip(TOKEN_TYPES, pair.tokens, strict=True):
-                tokens.add_metric([*labels, token_type], n)
-            cost.add_metric(labels, pair.cost)
-            unpriced.add_metric(labels, pair.unpriced)
-        quality = HistogramMetricFamily(
-            "llm_response_quality_score", "Quality scores (0..1) the orchestrator reported.",
-            labels=["provider"],
+        cost = counter(
+            "llm_cost_usd", "USD of reported calls: the event's cost_usd, else tokens x price.",
+            pm,
         )  # fmt: skip
-        for provider, h in st.quality.items():
-            quality.add_metric([provider], buckets(h), h.sum)
+        unpriced = counter(
+            "llm_unpriced_requests", "Calls that spent tokens at an unknown price.", pm
+        )
+        # Rows are built directly, in bulk: this loop makes most of a 10 000-series scrape.
+        pairs = list(st.pairs.items())
+        for (provider, model), pair in pairs:
+            requests.rows += [((provider, model, o), n) for o, n in list(pair.outcomes.items())]
+            tokens.rows += [
+                ((provider, model, t), n) for t, n in zip(TOKEN_TYPES, pair.tokens, strict=True)
+            ]
+        duration.rows = [(labels, p.duration) for labels, p in pairs if p.duration.count]
+        ttft.rows = [(labels, p.ttft) for labels, p in pairs if p.ttft.count]
+        cost.rows = [(labels, p.cost) for labels, p in pairs]
+        unpriced.rows = [(labels, p.unpriced) for labels, p in pairs]
+        quality = histogram(
+            "llm_response_quality_score", "Quality scores (0..1) the orchestrator reported.",
+            labels=("provider",),
+        )  # fmt: skip
+        for provider, h in list(st.quality.items()):
+            quality.add_metric((provider,), h)
         yield from (requests, duration, ttft, tokens, cost, unpriced, quality)
         yield from self._ingest()
 
     def _ingest(self) -> Iterator[Metric]:
         st = self._state
-        events = CounterMetricFamily(
+        events = counter(
             "llm_exporter_events",
             "Events accepted, by type (duplicates excluded).",
-            labels=["type"],
+            labels=("type",),
         )
         for kind, n in st.events.items():
-            events.add_metric([kind], n)
-        rejected = CounterMetricFamily(
+            events.add_metric((kind,), n)
+        rejected = counter(
             "llm_exporter_events_rejected",
             "Refused events by reason; whole-request refusals (malformed, too_large, unauthorized) "
             "count once per request.",
-            labels=["reason"],
+            labels=("reason",),
         )
         for reason, n in st.rejected.items():
-            rejected.add_metric([reason], n)
-        overflow = CounterMetricFamily(
+            rejected.add_metric((reason,), n)
+        overflow = counter(
             "llm_exporter_label_overflow",
             "Events whose label value was replaced by `other` (off the allow-list or over the "
             "series ceiling).",
-            labels=["label"],
+            labels=("label",),
         )
         for label, n in st.overflow.items():
-            overflow.add_metric([label], n)
+            overflow.add_metric((label,), n)
         yield events
         yield rejected
-        yield CounterMetricFamily(
+        yield counter(
             "llm_exporter_events_duplicate",
             "Events whose id was already seen within the dedup window (counted once).",
             value=st.duplicates,

@@ -63,6 +63,16 @@ def test_good_example_loads() -> None:
     assert config.providers["local_vllm"].checks == [Check.MODELS]
 
 
+def test_limits_persistence_and_auth_defaults() -> None:
+    config = load_config(None, env={})
+    assert config.ingest.max_concurrent_requests == 256
+    assert config.sessions.save_interval == 60.0
+    assert config.metrics_auth is None
+    off = build_config({"sessions": {"save_interval": None}}, env={})
+    assert off.sessions.save_interval is None
+    assert build_config({"sessions": {"save_interval": "5s"}}, env={}).sessions.save_interval == 5
+
+
 def test_original_env_vars_set_thresholds_and_config_wins() -> None:
     env = {
         "ALERT_RESPONSE_TIME_THRESHOLD": "2.5",

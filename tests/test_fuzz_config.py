@@ -25,10 +25,19 @@ KNOWN_KEYS = [
     "enabled", "api", "base_url", "api_key_env", "probe_model", "models", "checks",
     "interval", "billable_interval", "timeout", "token_env", "max_body_bytes", "max_batch",
     "dedup_window", "max_series", "ttl", "max_active", "max_recent", "error_rate",
-    "response_time_seconds", "overrides", "input", "output",
+    "response_time_seconds", "overrides", "input", "output", "max_concurrent_requests",
+    "save_interval", "bearer_token_env", "basic_username", "basic_password_env",
 ]  # fmt: skip
-# No boolean keys: they get a wrong path (see the xfail at the end).
-key = st.one_of(st.sampled_from(KNOWN_KEYS), st.text(max_size=12), st.integers())
+AUTH_KEYS = ["bearer_token_env", "basic_username", "basic_password_env", "realm"]
+# Non-string keys too: YAML has `true:`, `no:`, `null:`, `1.5:`, and each must get its own path.
+key = st.one_of(
+    st.sampled_from(KNOWN_KEYS),
+    st.text(max_size=12),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(),
+)
 scalar = st.one_of(
     st.none(),
     st.booleans(),
@@ -47,13 +56,21 @@ structured = st.fixed_dictionaries(
     {},
     optional={
         "providers": st.dictionaries(
-            st.one_of(st.sampled_from(PROVIDERS), st.text(max_size=8)),
+            st.one_of(st.sampled_from(PROVIDERS), st.text(max_size=8), st.booleans()),
             st.one_of(st.dictionaries(st.sampled_from(KNOWN_KEYS), value, max_size=4), value),
             max_size=3,
         ),
         "thresholds": st.dictionaries(st.sampled_from(KNOWN_KEYS), value, max_size=3),
         "ingest": st.dictionaries(st.sampled_from(KNOWN_KEYS), value, max_size=3),
         "sessions": st.dictionaries(st.sampled_from(KNOWN_KEYS), value, max_size=3),
+        "metrics_auth": st.one_of(
+            st.dictionaries(
+                st.sampled_from(AUTH_KEYS),
+                st.one_of(scalar, st.sampled_from(["METRICS_TOKEN", "UNSET_VAR", "prom", "a:b"])),
+                max_size=3,
+            ),
+            value,
+        ),
         "pricing": value,
         "listen": value,
         "monitoring_enabled": value,
@@ -61,11 +78,24 @@ structured = st.fixed_dictionaries(
 )
 env = st.dictionaries(
     st.sampled_from(
-        ["ALERT_ERROR_RATE_THRESHOLD", "MONITORING_ENABLED", "METRICS_RETENTION_DAYS", "X"]
+        [
+            "ALERT_ERROR_RATE_THRESHOLD",
+            "MONITORING_ENABLED",
+            "METRICS_RETENTION_DAYS",
+            "X",
+            "METRICS_TOKEN",
+        ]
     ),
     st.text(max_size=8),
     max_size=2,
 )
+
+
+def spelled(key: Any) -> str:
+    """A key as YAML writes it, which is how a problem's path must name it."""
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    return str(key)
 
 
 def check_outcome(build: Any, doc: Any = None, path: Path | None = None) -> None:
@@ -78,13 +108,14 @@ def check_outcome(build: Any, doc: Any = None, path: Path | None = None) -> None
         # `(top level)`, or names the file for problems with the file itself.
         roots = {"(top level)", *_Config.model_fields}
         if isinstance(doc, dict):
-            roots |= {str(k) for k in doc}
+            roots |= {spelled(k) for k in doc}
         if path is not None:
             roots.add(str(path))
         for problem in exc.problems:
             assert isinstance(problem, str)
             assert ": " in problem, problem
             assert any(problem.startswith(r) for r in roots), (problem, sorted(roots)[:20])
+            assert ".[key]" not in problem, problem  # pydantic's own step, not a YAML path
         return
     assert isinstance(config, Config)
 
@@ -98,7 +129,7 @@ def test_random_documents_give_a_config_or_path_prefixed_problems(raw: Any, env:
 @FUZZ
 @given(over=st.dictionaries(key, value, max_size=4), where=st.sampled_from(
     [(), ("providers", "openai"), ("providers", "gemini"), ("ingest",), ("thresholds",),
-     ("pricing", "overrides", "openai")]
+     ("pricing", "overrides", "openai"), ("metrics_auth",), ("sessions",)]
 ))  # fmt: skip
 def test_random_dicts_merged_into_a_valid_config(over: dict, where: tuple[str, ...]) -> None:
     base: dict[str, Any] = {"ingest": {"token_env": None}, "providers": {"openai": {}}}
@@ -160,17 +191,34 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py: a boolean mapping key is reported at path 0/1 ('0: Keys should be "
-    "strings, got False') instead of false/true",
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("false: 1\n", ["false: keys must be strings, got false"]),
+        ("true: 1\n", ["true: keys must be strings, got true"]),
+        ("no: 1\n", ["false: keys must be strings, got false"]),  # YAML 1.1 spells false `no`
+        ("null: 1\n", ["null: keys must be strings, got null"]),
+        ("1: 1\n", ["1: keys must be strings, got 1"]),
+        ("ingest: {on: 1}\n", ["ingest.true: keys must be strings, got true"]),
+        (
+            "providers: {openai: {yes: 2}}\n",
+            ["providers.openai.true: keys must be strings, got true"],
+        ),
+        (
+            "providers: {true: {}}\n",
+            ["providers.true: provider ids must match [a-z][a-z0-9_]{0,31}"],
+        ),
+        (
+            "pricing: {overrides: {openai: {false: {input: 1, output: 1}}}}\n",
+            ["pricing.overrides.openai.false: keys must be strings, got false"],
+        ),
+    ],
 )
-@pytest.mark.parametrize("text", ["false: 1\n", "true: 1\n"])
-def test_non_string_keys_are_reported_at_their_path(tmp_path: Path, text: str) -> None:
+def test_non_string_keys_are_reported_at_their_path(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
     path = tmp_path / "c.yml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    doc = yaml.safe_load(text)
-    roots = {"(top level)", *(str(k).lower() for k in doc)}
-    assert all(any(p.startswith(r) for r in roots) for p in info.value.problems), info.value
+    assert info.value.problems == expected

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import create_app
 from exporter.config import build_config
-from exporter.persist import restore, save, session_state_ctx
+from exporter.events import SessionMessage
+from exporter.persist import _Saver, restore, save, session_state_ctx
 from exporter.sessions import SessionStore
-from tests._reliability_helpers import cli, free_port, stop, value, wait_http
+from tests._reliability_helpers import cli, free_port, http_get, stop, value, wait_http
+from tests._traffic_helpers import until
 
 Client = TestClient[web.Request, web.Application]
 CONFIG = build_config({"monitoring_enabled": False, "ingest": {"token_env": None}}, env={})
@@ -234,3 +238,140 @@ def test_sigterm_stops_llm_exporter_serve_with_exit_zero(tmp_path: Path) -> None
         assert "Traceback" not in err, err
     finally:
         stop(proc)
+
+
+# --- periodic saving (sessions.save_interval) -----------------------------------------------
+def saved_ids(state: Path) -> list[str] | None:
+    """Session ids in the state file, or None while there is no whole file."""
+    try:
+        return sorted(s["session_id"] for s in json.loads(state.read_bytes())["active"])
+    except (OSError, ValueError):
+        return None
+
+
+def periodic_app(state: Path, interval: str | None) -> web.Application:
+    config = build_config(
+        {"monitoring_enabled": False, "ingest": {"token_env": None}, "state_file": str(state),
+         "sessions": {"save_interval": interval}},
+        env={},
+    )  # fmt: skip
+    return create_app(config, env={}, registry=CollectorRegistry())
+
+
+async def test_sessions_are_saved_while_running_so_a_crash_loses_little(tmp_path: Path) -> None:
+    state = tmp_path / "sessions.json"
+    client: Client = TestClient(TestServer(periodic_app(state, "100ms"), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        start = {"type": "session_start", "session_id": "s-1"}
+        await post(
+            client, [start, {"type": "session_message", "session_id": "s-1", "role": "user"}]
+        )
+        await until(lambda: saved_ids(state) == ["s-1"])  # no shutdown needed
+        await post(client, [{"type": "session_end", "session_id": "s-1"},
+                            {"type": "session_start", "session_id": "s-2"}])  # fmt: skip
+        await until(lambda: saved_ids(state) == ["s-2"])
+        assert os.listdir(tmp_path) == [state.name]  # atomic: no temp file left behind
+
+        # what a crash would leave: the file as it is now, while this exporter still runs
+        crashed = tmp_path / "after-crash" / "sessions.json"
+        crashed.parent.mkdir()
+        crashed.write_bytes(state.read_bytes())
+        other: Client = TestClient(TestServer(periodic_app(crashed, None), host="127.0.0.1"))
+        await other.start_server()
+        try:
+            resp = await other.get("/api/sessions/s-2/metrics")
+            assert resp.status == 200 and (await resp.json())["status"] == "active"
+            assert await active_gauge(other) == 1
+        finally:
+            await other.close()
+    finally:
+        await client.close()
+
+
+def test_an_unchanged_store_is_not_rewritten(tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    store = SessionStore(CONFIG.sessions)
+    store.start("a", time.time(), None)
+    saver = _Saver(store, state, lambda: 1.0)
+
+    async def go() -> None:
+        await saver.save_if_changed()
+        first = state.stat().st_ino
+        await saver.save_if_changed()  # nothing changed: no write
+        assert saver.saves == 1 and state.stat().st_ino == first
+        store.message(SessionMessage(session_id="a", role="user"), time.time())
+        await saver.save_if_changed()
+        assert saver.saves == 2 and state.stat().st_ino != first  # a new file moved in
+
+    asyncio.run(go())
+    assert json.loads(state.read_text())["active"][0]["user_messages"] == 1
+
+
+async def test_null_interval_saves_only_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("exporter.persist.IDLE_RECHECK", 0.01)
+    state = tmp_path / "s.json"
+    store = SessionStore(CONFIG.sessions)
+    store.start("a", time.time(), None)
+    looks = []
+    saver = _Saver(store, state, lambda: looks.append(1))  # returns None: off
+    task = asyncio.create_task(saver.run())
+    await until(lambda: len(looks) >= 5)  # it keeps looking at the config ...
+    saver.stop.set()
+    await task
+    assert saver.saves == 0 and not state.exists()  # ... and never writes
+
+
+async def test_a_failing_periodic_save_is_logged_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = SessionStore(CONFIG.sessions)
+    store.start("a", time.time(), None)
+    saver = _Saver(store, blocker / "s.json", lambda: 0.01)
+    with caplog.at_level(logging.ERROR, logger="exporter.persist"):
+        task = asyncio.create_task(saver.run())
+        await until(lambda: caplog.text.count("cannot save session state") >= 2)
+        saver.stop.set()
+        await task
+    assert saver.saves == 0
+
+
+def test_sigkill_loses_no_session_saved_before_it(tmp_path: Path) -> None:
+    """A real `llm-exporter serve` killed with SIGKILL: the next start has the sessions back."""
+    port = free_port()
+    state = tmp_path / "sessions.json"
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "monitoring_enabled: false\ningest: {token_env: null}\n"
+        f"state_file: {state}\nsessions: {{save_interval: 200ms}}\n"
+    )
+    base = f"http://127.0.0.1:{port}"
+    args = ["serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"]
+    proc = cli(args)
+    try:
+        wait_http(f"{base}/-/ready", proc)
+        body = json.dumps([{"type": "session_start", "session_id": "kept"}]).encode()
+        req = urllib.request.Request(
+            f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["accepted"] == 1
+        deadline = time.monotonic() + 10
+        while saved_ids(state) != ["kept"]:
+            assert time.monotonic() < deadline, "the session was not saved in time"
+            time.sleep(0.05)
+        proc.kill()  # no shutdown hook runs
+        assert proc.wait(5) == -signal.SIGKILL
+    finally:
+        stop(proc)
+    proc = cli(args)
+    try:
+        wait_http(f"{base}/-/ready", proc)
+        status, text = http_get(f"{base}/api/sessions/kept/metrics")
+        assert status == 200 and json.loads(text)["status"] == "active"
+    finally:
+        assert stop(proc) == 0

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from exporter.ingest import Dedup
-from tests._traffic_helpers import EVENTS, call, make_config, series, traffic_app, value
+from exporter.dedup import Dedup
+from tests._traffic_helpers import (
+    EVENTS,
+    call,
+    make_config,
+    series,
+    traffic_app,
+    until,
+    value,
+)
 
 TOKEN = "s3cret-token"
 
@@ -186,3 +196,78 @@ async def test_json_content_types_are_accepted(client: TestClient) -> None:
         assert r.status == 200, ctype
     assert value(client.registry, "llm_exporter_events_total", type="llm_call") == 1
     assert value(client.registry, "llm_exporter_events_duplicate_total") == 1
+
+
+async def test_an_empty_body_is_a_json_400_counted_as_malformed(client: TestClient) -> None:
+    for data in (b"", b"  \r\n"):
+        r = await client.post(EVENTS, data=data, headers={"Content-Type": "application/json"})
+        assert r.status == 400 and r.content_type == "application/json"
+        assert "empty" in (await r.json())["error"]
+    assert value(client.registry, "llm_exporter_events_rejected_total", reason="malformed") == 2
+    assert value(client.registry, "llm_exporter_events_total", type="llm_call") == 0
+
+
+async def test_the_unknown_provider_echo_is_bounded(client: TestClient) -> None:
+    status, body = await post(client, [call("\u202e" + "x" * 63, "m"), call("y" * 64, "m")])
+    assert status == 200
+    first, second = (r["error"] for r in body["rejected"])
+    assert first.startswith("provider '\\u202e" + "x" * 58 + "'... (64 chars) is not configured")
+    assert second == f"provider '{'y' * 64}' is not configured and enabled - at `$.provider`"
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _hold_open(port: int, n: int) -> list[Conn]:
+    """`n` connections that sent their headers and half of a body, and wait."""
+    conns = []
+    for _ in range(n):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 4\r\n\r\n[]"
+        )
+        await writer.drain()
+        conns.append((reader, writer))
+    return conns
+
+
+async def test_requests_over_max_concurrent_are_503_busy_over_real_http(aiohttp_server) -> None:
+    app, registry, parts = traffic_app(make_config(ingest={"max_concurrent_requests": 2}))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.port}{EVENTS}"
+    ingestor = parts.ingestor
+    held = await _hold_open(server.port, 2)
+    await until(lambda: ingestor.in_flight == 2)
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(url, json=[call(id="busy-1")])
+        assert r.status == 503 and r.headers["Retry-After"] == "1"
+        assert "retry" in (await r.json())["error"]
+        assert value(registry, "llm_exporter_events_rejected_total", reason="busy") == 1
+        assert value(registry, "llm_exporter_events_total", type="llm_call") == 0
+
+        for reader, writer in held:  # the held requests finish, and their slots come free
+            writer.write(b"  ")
+            await writer.drain()
+            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+            writer.close()
+        assert ingestor.in_flight == 0
+        r = await http.post(url, json=[call(id="busy-1")])
+        assert r.status == 200 and (await r.json())["accepted"] == 1  # counted once, on retry
+
+        dropped = await _hold_open(server.port, 2)  # a client that goes away frees its slot too
+        await until(lambda: ingestor.in_flight == 2)
+        for _, writer in dropped:
+            writer.close()
+        await until(lambda: ingestor.in_flight == 0)
+        r = await http.post(url, json=[call(id="busy-2")])
+        assert r.status == 200
+    assert value(registry, "llm_exporter_events_rejected_total", reason="busy") == 1
+    assert value(registry, "llm_exporter_events_total", type="llm_call") == 2
+
+
+def test_a_reload_changes_the_concurrency_limit() -> None:
+    _, _, parts = traffic_app(make_config())
+    assert parts.ingestor.max_in_flight == 256
+    parts.ingestor.reconfigure(make_config(ingest={"max_concurrent_requests": 3}).ingest)
+    assert parts.ingestor.max_in_flight == 3

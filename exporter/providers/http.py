@@ -3,11 +3,16 @@
 The family modules say what to send and how to read a 2xx body; everything that can go wrong
 on the way (transport, status, size, encoding, JSON, shape, in-stream errors) ends here as a
 ProbeResult with a `Reason`. Only cancellation propagates.
+
+What is timed is the exchange alone: the clock starts after the body is encoded and stops when
+the last byte arrives (a stream's end marker or EOF). Header parsing, JSON decoding, shape
+checks and classification run after the mark, so they are not part of `duration`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -34,6 +39,9 @@ JSON_CAP = 4 << 20  # bytes of a 2xx JSON body
 STREAM_CAP = 4 << 20  # bytes of a whole event stream (a 1-token stream is a few KiB)
 ERROR_CAP = 64 << 10  # bytes of an error body read for classification; the rest is dropped
 CHUNK = 64 << 10
+DRAIN_CAP = 64 << 10  # bytes read after a stream's end marker so its connection can be reused
+DRAIN_S = 0.25  # seconds allowed for that (usually just the chunked terminator, already here)
+DRAIN_MARGIN = 0.05  # a drain ends this long before the probe's deadline
 MAX_ERROR = 200  # characters of ProbeResult.error
 
 
@@ -100,27 +108,37 @@ async def read_bounded(resp: aiohttp.ClientResponse, cap: int, *, truncate: bool
 
 async def run(session: aiohttp.ClientSession, target: ProbeTarget, ex: Exchange) -> ProbeResult:
     """Make the request under `target.timeout` and turn whatever happens into a ProbeResult."""
-    timer = PhaseTimer(https=ex.url.startswith("https:"))
+    headers, data = ex.headers, None
+    if ex.body is not None:  # encoded before the clock starts
+        headers = {**ex.headers, "Content-Type": "application/json"}
+        data = json.dumps(ex.body).encode()
     result = ProbeResult(success=False)
+    timeout = aiohttp.ClientTimeout(total=target.timeout)
+    timer = PhaseTimer(https=ex.url.startswith("https:"))
     token = CURRENT_TIMER.set(timer)
     try:
-        async with asyncio.timeout(target.timeout), session.request(
+        async with asyncio.timeout(target.timeout) as deadline, session.request(
             ex.method,
             ex.url,
-            headers=ex.headers,
-            json=ex.body,
-            timeout=aiohttp.ClientTimeout(total=target.timeout),
+            headers=headers,
+            data=data,
+            timeout=timeout,
             allow_redirects=False,  # a redirect must not carry the key to another host
             trace_request_ctx=timer,
         ) as resp:
             timer.first_byte = perf_counter()
             result.status = resp.status
-            result.ratelimits = parse_ratelimits(resp.headers)
-            result.retry_after = parse_retry_after(resp.headers)
-            if 200 <= resp.status < 300:
-                await _read_success(resp, ex, result, timer)
-            else:
-                await _read_failure(resp, target, result)
+            try:
+                if 200 <= resp.status < 300:
+                    await _read_success(resp, ex, result, timer)
+                    if ex.stream is not None:
+                        when = deadline.when() or 0.0
+                        left = when - asyncio.get_running_loop().time() - DRAIN_MARGIN
+                        await _drain(resp, min(DRAIN_S, left))
+                else:
+                    await _read_failure(resp, target, result, timer)
+            finally:  # after the last byte, so parsing headers is not part of the duration
+                _read_headers(resp, result)
     except ProbeFailure as failure:
         result.reason, result.error = failure.reason, failure.detail
     except Exception as exc:  # transport and client errors; CancelledError is not an Exception
@@ -131,7 +149,8 @@ async def run(session: aiohttp.ClientSession, target: ProbeTarget, ex: Exchange)
             result.error = f"{type(exc).__name__}: {exc}".rstrip(": ")
     finally:
         CURRENT_TIMER.reset(token)
-        timer.end = perf_counter()
+        if timer.end is None:  # failed before the body was read
+            timer.end = perf_counter()
     result.success = result.success and result.reason is None
     result.phases = timer.phases()
     result.duration = result.phases["total"]
@@ -144,6 +163,14 @@ async def run(session: aiohttp.ClientSession, target: ProbeTarget, ex: Exchange)
     return result
 
 
+def _read_headers(resp: aiohttp.ClientResponse, result: ProbeResult) -> None:
+    """Rate-limit state and retry-after; a header's retry-after wins over one from the body."""
+    result.ratelimits = parse_ratelimits(resp.headers)
+    retry_after = parse_retry_after(resp.headers)
+    if retry_after is not None:
+        result.retry_after = retry_after
+
+
 async def _read_success(
     resp: aiohttp.ClientResponse, ex: Exchange, result: ProbeResult, timer: PhaseTimer
 ) -> None:
@@ -151,7 +178,9 @@ async def _read_success(
         result.usage = await _read_stream(resp, ex.stream(), timer)
     else:
         assert ex.parse is not None
-        doc = decode_json(await read_bounded(resp, JSON_CAP))
+        raw = await read_bounded(resp, JSON_CAP)
+        timer.end = perf_counter()
+        doc = decode_json(raw)
         try:
             result.models, result.usage = ex.parse(doc)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -170,12 +199,26 @@ async def _read_stream(
             raise ProbeFailure(Reason.INVALID_RESPONSE, f"stream larger than {STREAM_CAP} bytes")
         _consume(state, partial(parser.feed, chunk), timer, arrived)
         if state.done:
+            timer.end = arrived  # the end marker's chunk is the last byte that matters
             break
     else:
-        _consume(state, parser.close, timer, perf_counter())
+        timer.end = perf_counter()
+        _consume(state, parser.close, timer, timer.end)
     if timer.first_token is None:
         raise ProbeFailure(Reason.INVALID_RESPONSE, "stream ended without a content delta")
     return state.usage
+
+
+async def _drain(resp: aiohttp.ClientResponse, budget: float) -> None:
+    """Read what follows a stream's end marker (normally just the chunked terminator), so the
+    pooled connection is kept instead of closed; bounded in bytes and time, never a failure."""
+    if budget <= 0:
+        return
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError, OSError):
+        async with asyncio.timeout(budget):
+            left = DRAIN_CAP
+            while left > 0 and (chunk := await resp.content.readany()):
+                left -= len(chunk)
 
 
 def _consume(
@@ -193,14 +236,14 @@ def _consume(
 
 
 async def _read_failure(
-    resp: aiohttp.ClientResponse, target: ProbeTarget, result: ProbeResult
+    resp: aiohttp.ClientResponse, target: ProbeTarget, result: ProbeResult, timer: PhaseTimer
 ) -> None:
     raw = await read_bounded(resp, ERROR_CAP, truncate=True)
+    timer.end = perf_counter()
     try:
         doc = json.loads(raw.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):
         doc = None
     result.reason, info = classify_status(target.provider, resp.status, doc)
     result.error = f"HTTP {resp.status} {info.label}".rstrip()
-    if result.retry_after is None:
-        result.retry_after = retry_delay_from_body(doc)
+    result.retry_after = retry_delay_from_body(doc)  # a retry-after header overrides it

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_LINE = 1 << 20  # bytes in one line; a provider chunk is a few KiB
+_EOL = re.compile(rb"[\r\n]")  # one scan to the next line end (two finds rescan the buffer)
 
 
 class SseError(ValueError):
@@ -46,12 +48,8 @@ class SseParser:
         events: list[SseEvent] = []
         start = 0
         buf = self._buf
-        while True:
-            lf, cr = buf.find(b"\n", start), buf.find(b"\r", start)
-            ends = [i for i in (lf, cr) if i >= 0]
-            if not ends:
-                break
-            end = min(ends)
+        while (eol := _EOL.search(buf, start)) is not None:
+            end = eol.start()
             line = bytes(buf[start:end])
             if buf[end : end + 1] == b"\r":
                 if end + 1 == len(buf):

@@ -6,9 +6,20 @@ Phases (all from `time.perf_counter`, seconds; keys from vocab.PHASES):
 - `tls`: TLS handshake, only for https and only when the session's connector uses
   `make_ssl_context()` (aiohttp has no handshake trace hook); never present for plain http.
 - `first_byte`: request start to response headers; `first_token`: request start to the first
-  content delta of a stream; `total`: request start to the end of the body.
+  content delta of a stream; `total`: request start to the body's last byte (a stream's end
+  marker), before any of it is parsed.
 On a reused pooled connection `dns`, `connect` (and `tls` for https) are 0.0. Without
 `make_trace_config()` on the session only `first_byte`, `first_token` and `total` appear.
+
+"Request start" is aiohttp's `on_request_start`: the request is built and about to take a
+connection (without tracing, the moment the prober calls aiohttp).
+
+A request with a body leaves in two steps: aiohttp buffers the headers, then a task of its own
+writes them together with the body (at once from Python 3.12; on 3.11 that task waits its turn
+behind whatever else the event loop has ready, e.g. other probes started at the same moment).
+Nothing is on the wire in between, so with tracing on that wait is left out of `first_byte`,
+`first_token` and `total`: they time the provider, not our event loop's queue. (The probers
+never ask for `Expect: 100-continue`, the one case where that gap would hold a round trip.)
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ class PhaseTimer:
         self.conn_start: float | None = None
         self.conn_end: float | None = None
         self.tls_start: float | None = None
+        self.headers_ready: float | None = None  # request headers buffered, not yet sent
+        self.body_sent: float | None = None  # headers and the first body chunk handed to the socket
         self.first_byte: float | None = None
         self.first_token: float | None = None
         self.end: float | None = None
@@ -47,11 +60,18 @@ class PhaseTimer:
         out: dict[str, float] = {}
         if self.traced:
             out.update(self._connection_phases())
+        start = self.start + self.send_lag()
         for name, mark in (("first_byte", self.first_byte), ("first_token", self.first_token)):
             if mark is not None:
-                out[name] = mark - self.start
-        out["total"] = (self.end if self.end is not None else perf_counter()) - self.start
+                out[name] = mark - start
+        out["total"] = (self.end if self.end is not None else perf_counter()) - start
         return out
+
+    def send_lag(self) -> float:
+        """Seconds a ready request waited in our event loop before its bytes were written."""
+        if self.headers_ready is None or self.body_sent is None:
+            return 0.0
+        return max(0.0, self.body_sent - self.headers_ready)
 
     def _connection_phases(self) -> dict[str, float]:
         if self.reused:
@@ -77,6 +97,7 @@ def _timer(ctx: SimpleNamespace) -> PhaseTimer | None:
 async def _on_request_start(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
     if (timer := _timer(ctx)) is not None:
         timer.traced = True
+        timer.start = perf_counter()  # building the request in Python is not the provider's time
 
 
 async def _on_reuse(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
@@ -104,6 +125,16 @@ async def _on_conn_end(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
         timer.conn_end = perf_counter()
 
 
+async def _on_headers_ready(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if (timer := _timer(ctx)) is not None:
+        timer.headers_ready = perf_counter()
+
+
+async def _on_body_sent(_s: Any, ctx: SimpleNamespace, _p: Any) -> None:
+    if (timer := _timer(ctx)) is not None and timer.body_sent is None:
+        timer.body_sent = perf_counter()
+
+
 def make_trace_config() -> aiohttp.TraceConfig:
     """The TraceConfig to pass to the shared ClientSession (`trace_configs=[...]`)."""
     config = aiohttp.TraceConfig()
@@ -113,6 +144,8 @@ def make_trace_config() -> aiohttp.TraceConfig:
     config.on_dns_resolvehost_end.append(_on_dns_end)
     config.on_connection_create_start.append(_on_conn_start)
     config.on_connection_create_end.append(_on_conn_end)
+    config.on_request_headers_sent.append(_on_headers_ready)  # fired as they are buffered
+    config.on_request_chunk_sent.append(_on_body_sent)  # fired just before the socket write
     return config
 
 

@@ -16,6 +16,7 @@ from exporter.simulator.ratelimits import ratelimit_headers, retry_headers
 from exporter.simulator.state import SimState
 
 _POLL_S = 0.05
+_TIMER_SLACK_S = 0.001  # asyncio's selector rounds timeouts up to whole milliseconds
 ECHO_HEADER = "x-sim-echo-key"
 
 
@@ -54,16 +55,21 @@ class Call:
         """True when this provider is set to answer 200 with broken JSON."""
         return self.state.faults[self.provider].mode == "malformed"
 
-    async def pause(self, seconds: float) -> bool:
-        """Sleep up to `seconds`; False early if the client left or the simulator is stopping."""
+    async def pause(self, seconds: float, *, precise: bool = False) -> bool:
+        """Sleep up to `seconds`; False early if the client left or the simulator is stopping.
+
+        A timer wakes up to 1 ms late; `precise` sleeps to 1 ms short and yields to the loop
+        for the rest, so a fixed latency is kept to a few hundredths of a millisecond.
+        """
         deadline = time.monotonic() + seconds
+        slack = _TIMER_SLACK_S if precise else 0.0
         while True:
             if client_gone(self.request) or self.state.closing:
                 return False
             left = deadline - time.monotonic()
             if left <= 0:
                 return True
-            await asyncio.sleep(min(_POLL_S, left))
+            await asyncio.sleep(0.0 if left <= slack else min(_POLL_S, left - slack))
 
     def headers(self) -> dict[str, str]:
         """Request-id and similar headers every answer from this provider carries."""

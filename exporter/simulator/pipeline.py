@@ -62,7 +62,7 @@ async def _serve(request: web.Request, call: Call, endpoint: Endpoint) -> web.St
     mode = state.faults[provider].mode
     if mode == "down":
         return drop(request)
-    if not await call.pause(state.latency_s(provider)):
+    if not await call.pause(state.latency_s(provider), precise=True):
         return drop(request)
     if mode == "hang":
         await call.pause(math.inf)
