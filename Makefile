@@ -44,13 +44,25 @@ system-deps: ## Debian's Prometheus, Alertmanager, docker-compose (parser only) 
 	    $$pkgs >/dev/null; \
 	fi
 
-bench: $(STAMP) system-deps ## probe overhead, ingest and client figures (loopback only)
-	$(BIN)/python bench/bench_probe.py
-	$(BIN)/python bench/bench_ingest.py
-	$(BIN)/python bench/bench_client.py
+BENCH_TOOLS := prometheus-pushgateway:prometheus-pushgateway \
+  prometheus-blackbox-exporter:prometheus-blackbox-exporter curl:curl
+BENCHES := bench_scrape bench_ingest bench_client bench_probe bench_footprint bench_alert
+
+bench: $(STAMP) system-deps ## every benchmark against its peer, then docs/performance.md
+	@$(MAKE) --no-print-directory system-deps DEBIAN_TOOLS="$(BENCH_TOOLS)"
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	rm -rf bench/results
+	@set -e; for b in $(BENCHES); do \
+	  echo "== $$b" >&2; timeout 600 $(BIN)/python bench/$$b.py; done
+	@test ! -f $(SOAK_RESULT) || cp $(SOAK_RESULT) bench/results/
+	$(BIN)/python bench/report.py
+
+SOAK_RESULT := docs/soak-result.json
 
 soak: $(STAMP) ## bounded loopback soak; MINUTES=2 for a short one
-	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
+	BENCH_RESULTS=$(CURDIR)/bench/soak-results $(BIN)/python bench/soak.py \
+	  --minutes $(or $(MINUTES),10)
+	cp bench/soak-results/soak.json $(SOAK_RESULT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
