@@ -183,7 +183,7 @@ def in_process(per_request: int, seconds: float = 2.0) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--serve")
     ap.add_argument("--port", type=int)
     ap.add_argument("--cpu", type=int)
@@ -214,8 +214,12 @@ def main() -> None:
     rows = {name: tuple(median([s[k] for s in runs]) for k in range(3))
             for name, runs in samples.items()}  # fmt: skip
     single, bare, batch = rows["single events"], rows["bare handler (1 event)"], rows[BATCH]
+    # the ratio of each round (bare and single ran back to back), then the median of those
+    ratios = [s[0] / b[0] for s, b in zip(samples["single events"],
+                                          samples["bare handler (1 event)"], strict=True)]
+    ratio = median(ratios)
     print(f"median of {args.runs}: batches {batch[0]:,.0f} events/s; single events "
-          f"{single[0] / bare[0]:.0%} of the bare handler's req/s, "
+          f"{ratio:.0%} of the bare handler's req/s (median of the rounds' ratios), "
           f"{single[1] / bare[1]:.0%} of its requests per server CPU-second")  # fmt: skip
     if min(r[2] for r in rows.values()) < 0.8:
         print("note: a server used < 80% of its core (a busy machine or the load generator "
@@ -224,8 +228,9 @@ def main() -> None:
         Figure("Ingest, batches of 100 (events/s)", batch[0], "goal", 50_000, "events/s",
                "≥ 50 000 events/s", batch[0] >= 50_000, lower_is_better=False),
         Figure("Ingest, single events (req/s)", single[0], "bare aiohttp handler", bare[0],
-               "req/s", "≥ 70 % of the bare handler", single[0] >= 0.7 * bare[0],
-               lower_is_better=False),
+               "req/s", "≥ 70 % of the bare handler", ratio >= 0.7, lower_is_better=False,
+               note="bare and single events run back to back in each round; the median of the "
+               f"rounds' ratios is {ratio:.0%} ({', '.join(f'{r:.0%}' for r in ratios)})"),
     ], details={"runs": args.runs, "seconds_per_run": args.seconds,
                 "server_cpu_share": {k: v[2] for k, v in rows.items()}})  # fmt: skip
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from _results import RESULTS_DIR, load_all
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-ORDER = ("scrape", "ingest", "client", "probe", "footprint", "soak", "stall", "alert")
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # hand-written, appended as is
+ORDER = ("scrape", "ingest", "client", "probe", "footprint", "soak", "alert")
 PEER_COMMANDS = {
     "prometheus-pushgateway": ["prometheus-pushgateway", "--version"],
     "prometheus-blackbox-exporter": ["prometheus-blackbox-exporter", "--version"],
@@ -24,10 +25,11 @@ PEER_COMMANDS = {
 INTRO = """\
 # Performance
 
-Written by `make bench` ({when}); every figure below was measured in that one run, each against
-its peer or limit in the same run, so the ratio is the figure to read (the machine is shared and
-noisy). Medians of several runs; the measured server is pinned to one core where a peer is.
-How each benchmark works is in the docstring at the top of its script in `bench/`.
+Written by `make bench` ({when}). Every figure below was measured in that one run, each
+against its peer or limit in the same run, so the ratio is the figure to read (the machine is
+shared and noisy). Medians of several runs; the measured server is pinned to one core where a
+peer is. How each benchmark works is in the docstring at the top of its script in `bench/`; the
+soak rows come from the last `make soak` (`docs/soak-result.json`).
 """
 
 
@@ -73,11 +75,13 @@ def _installed(name: str) -> bool:
 def number(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if float(value).is_integer() and not unit:
+        return f"{value:,.0f}"
     if abs(value) >= 1000:
-        return f"{value:,.0f} {unit}"
+        return f"{value:,.0f} {unit}".rstrip()
     if abs(value) >= 10:
-        return f"{value:.1f} {unit}"
-    return f"{value:.3g} {unit}"
+        return f"{value:.1f} {unit}".rstrip()
+    return f"{value:.3g} {unit}".rstrip()
 
 
 def verdict(met: bool | None) -> str:
@@ -123,6 +127,8 @@ def render(docs: list[dict], when: str) -> str:
     extra = notes(docs)
     if extra:
         lines += ["## Notes", "", *extra, ""]
+    if ANALYSIS.is_file():
+        lines += [ANALYSIS.read_text().rstrip(), ""]
     lines += ["## Machine and versions", "", *machine(), ""]
     return "\n".join(lines)
 

@@ -91,6 +91,7 @@ def _new_scheduler(app: web.Application, config: Config) -> ProbeScheduler:
         checks,
         app[keys.PROBERS],
         cost=app[keys.COST_FN],
+        failed_interval={pid: config.providers[pid].interval for pid in targets},
     )
 
 

@@ -269,7 +269,7 @@ class Renderer:
                     append(done[1])
                     continue
             _, small, general, with_tail, _ = entry
-            counts = [n for _, n in h.cumulative()]
+            counts = h.cumulative_counts()
             last = counts[-1]
             tail = (last, fmt(h.sum)) if with_tail else ()
             if type(last) is int and last < 1_000_000:  # counts only grow: all are small ints

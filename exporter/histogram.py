@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
 
 # LLM calls are long: latency buckets reach 600 s. Time to first token needs resolution below 1 s.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -44,6 +45,10 @@ class Histogram:
         for bound, n in zip((*self.bounds, float("inf")), self._counts, strict=True):
             running += n
             yield bound, running
+
+    def cumulative_counts(self) -> list[int]:
+        """Cumulative counts per bucket, the last one (+Inf) equal to the count."""
+        return list(accumulate(self._counts))
 
     def quantile(self, q: float) -> float | None:
         """Linear interpolation inside the bucket, as Prometheus' histogram_quantile does."""

@@ -43,6 +43,7 @@ class ProbeScheduler:
         cost: CostFn | None = None,
         startup_spread: float = 5.0,
         rng: random.Random | None = None,
+        failed_interval: Mapping[str, float] | None = None,
     ) -> None:
         self._store = store
         self._session = session
@@ -52,6 +53,7 @@ class ProbeScheduler:
         self._cost = cost
         self._spread = startup_spread
         self._rng = rng or random.Random()
+        self._failed_interval = dict(failed_interval or {})
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -121,6 +123,15 @@ class ProbeScheduler:
                     break
                 await asyncio.sleep(delay)
             started = time.monotonic()
-            await self.probe_once(target, check)
+            result = await self.probe_once(target, check)
             elapsed = time.monotonic() - started
-            await asyncio.sleep(max(0.0, self._jittered(interval) - elapsed))
+            await asyncio.sleep(max(0.0, self._jittered(self._next(target, result, interval))
+                                    - elapsed))  # fmt: skip
+
+    def _next(self, target: ProbeTarget, result: ProbeResult, interval: float) -> float:
+        """The interval, or the provider's shorter free-check interval after a failure: a
+        billable check that failed is confirmed (or cleared) within a minute instead of 20, and a
+        refused call costs no tokens. A rate limit keeps the interval (and its retry-after)."""
+        if result.success or result.reason is Reason.RATE_LIMIT:
+            return interval
+        return min(interval, self._failed_interval.get(target.provider, interval))

@@ -62,7 +62,7 @@ STREAM = (Check.STREAM,)
 TIMEOUT = 0.5  # the provider timeout in the cells that must end in `timeout`
 PROMPT = 2.0  # the provider timeout everywhere else (the answer must still come in time)
 SLACK = 0.5  # a probe's answer may come this long after its timeout, never later
-FLOOD = 5.0  # the timeout for parsing 4 MiB of tiny SSE lines (~1.4 s of CPU here)
+FLOOD = 5.0  # the timeout for parsing 1 MiB (STREAM_CAP) of tiny SSE lines (~0.35 s of CPU here)
 FIFTY_MB = 50 << 20
 MODEL = {"openai": "probe-model", "anthropic": "probe-model", "gemini": "gemini-2.5-flash-lite"}
 

@@ -28,3 +28,10 @@ def test_quantile_interpolates_like_prometheus() -> None:
     # rank 2 of 4 falls in (1, 2] which holds 2 observations after 1 below: 1 + 1 * (1/2)
     assert h.quantile(0.5) == pytest.approx(1.5)
     assert Histogram((1,)).quantile(0.5) is None
+
+
+def test_cumulative_counts_match_the_pairs() -> None:
+    h = Histogram((1, 2, 5))
+    for v in (0.5, 1, 1.5, 3, 9, 9):
+        h.observe(v)
+    assert h.cumulative_counts() == [n for _, n in h.cumulative()] == [2, 3, 4, 6]

@@ -125,3 +125,31 @@ async def test_stop_cancels_promptly() -> None:
         t0 = time.monotonic()
         await sched.stop()
     assert time.monotonic() - t0 < 0.5
+
+
+async def test_a_failed_billable_check_is_re_probed_at_the_free_interval() -> None:
+    """completion fails (server_error) -> next try after the free interval, not the billable one;
+    stream succeeds and a rate-limited provider keep the billable interval."""
+    calls: dict[tuple[str, Check], int] = {}
+
+    async def fake(session: aiohttp.ClientSession, t: ProbeTarget, c: Check) -> ProbeResult:
+        calls[(t.provider, c)] = calls.get((t.provider, c), 0) + 1
+        if t.provider == "limited":
+            return ProbeResult(success=False, reason=Reason.RATE_LIMIT)
+        if c is Check.COMPLETION:
+            return ProbeResult(success=False, reason=Reason.SERVER_ERROR)
+        return ProbeResult(success=True)
+
+    store = store_for("p", "limited", checks=(Check.COMPLETION, Check.STREAM))
+    targets = {"p": target("p"), "limited": target("limited")}
+    checks = {p: {Check.COMPLETION: 30.0, Check.STREAM: 30.0} for p in targets}
+    async with aiohttp.ClientSession() as session:
+        sched = ProbeScheduler(store, session, targets, checks, {"fake": fake},
+                               startup_spread=0.0, rng=random.Random(2),
+                               failed_interval={"p": 0.05, "limited": 0.05})  # fmt: skip
+        sched.start()
+        await asyncio.sleep(0.6)
+        await sched.stop()
+    assert calls[("p", Check.COMPLETION)] >= 6  # every ~0.05 s while it fails
+    assert calls[("p", Check.STREAM)] == 1  # succeeded: the 30 s interval holds
+    assert calls[("limited", Check.COMPLETION)] == 1  # rate limits keep the interval
