@@ -20,27 +20,17 @@ import argparse
 import http.client
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import psutil
 from _results import Figure, save
+from _stack import Stack
 
-from exporter.defaults import PROVIDER_DEFAULTS, SIMULATOR_ROOTS
+from exporter.defaults import PROVIDER_DEFAULTS
 from exporter.vocab import PROVIDERS, Reason
 
 OUTCOMES = ("success", *(str(r) for r in Reason))
 MB = 2**20
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -127,21 +117,8 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=60.0)
     ap.add_argument("--events", type=int, default=1_000_000)
     args = ap.parse_args()
-    sim_port, port = free_port(), free_port()
-    work = tempfile.mkdtemp(prefix="footprint-")
-    cfg = os.path.join(work, "footprint.yml")
-    providers = {p: {"base_url": f"http://127.0.0.1:{sim_port}{SIMULATOR_ROOTS[p]}"}
-                 for p in PROVIDERS}  # fmt: skip
-    with open(cfg, "w") as fh:
-        json.dump({"providers": providers, "ingest": {"token_env": None}}, fh)  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env |= {PROVIDER_DEFAULTS[p]["api_key_env"]: f"sk-footprint-{p}" for p in PROVIDERS}
-    py = [sys.executable, "-m", "exporter", "--log-level", "warning"]
-    logs = open(os.path.join(work, "logs.txt"), "wb")  # noqa: SIM115 - lives as long as main
-    sim = subprocess.Popen([*py, "simulate", "--listen", f"127.0.0.1:{sim_port}"],
-                           stdout=logs, stderr=logs)  # fmt: skip
-    exp = subprocess.Popen([*py, "serve", "--config", cfg, "--listen", f"127.0.0.1:{port}"],
-                           env=env, stdout=logs, stderr=logs)  # fmt: skip
+    stack = Stack("footprint")
+    sim_port, port, exp = stack.sim_port, stack.port, stack.exp
     try:
         wait_ready(sim_port, "/_sim")
         wait_ready(port, "/-/ready")
@@ -166,13 +143,7 @@ def main() -> int:
         if calls != accepted:
             raise SystemExit(f"exporter counted {calls}, sent {accepted}")
     finally:
-        for p in (exp, sim):
-            p.terminate()
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        logs.close()
+        stack.stop()
     save("footprint", [
         Figure("Idle CPU, 8 providers probing", idle_cpu * 100, "goal", 1.0, "% of a core",
                "≤ 1 % of a core", idle_cpu <= 0.01,

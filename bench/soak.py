@@ -19,29 +19,21 @@ import os
 import platform
 import random
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import psutil
+from _stack import Stack
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.defaults import PROVIDER_DEFAULTS, SIMULATOR_ROOTS
+from exporter.defaults import PROVIDER_DEFAULTS
 from exporter.vocab import PROVIDERS
 
 FAULTS = ("ok", "ok", "slow", "down", "hang", "rate_limit", "overloaded", "server_error",
           "malformed", "auth")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(url: str, data: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -101,25 +93,8 @@ def main() -> int:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup below
     seconds = args.minutes * 60
-    sim_port, port = free_port(), free_port()
-    work = tempfile.mkdtemp(prefix="soak-")
-    cfg = os.path.join(work, "soak.yml")
-    providers = {
-        p: {"base_url": f"http://127.0.0.1:{sim_port}{SIMULATOR_ROOTS[p]}", "interval": "5s",
-            "billable_interval": "5s", "timeout": "4s"}
-        for p in PROVIDERS
-    }  # fmt: skip
-    with open(cfg, "w") as fh:
-        json.dump({"providers": providers, "ingest": {"token_env": None}}, fh)  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env |= {PROVIDER_DEFAULTS[p]["api_key_env"]: f"sk-soak-{p}" for p in PROVIDERS}
-    env.pop("LLM_EXPORTER_INGEST_TOKEN", None)
-    py = [sys.executable, "-m", "exporter", "--log-level", "warning"]
-    logs = open(os.path.join(work, "logs.txt"), "wb")  # noqa: SIM115 - lives as long as main
-    sim = subprocess.Popen([*py, "simulate", "--listen", f"127.0.0.1:{sim_port}"],
-                           stdout=logs, stderr=logs)  # fmt: skip
-    exp = subprocess.Popen([*py, "serve", "--config", cfg, "--listen", f"127.0.0.1:{port}"],
-                           env=env, stdout=logs, stderr=logs)  # fmt: skip
+    stack = Stack("soak", {"interval": "5s", "billable_interval": "5s", "timeout": "4s"})
+    sim_port, port, exp, work = stack.sim_port, stack.port, stack.exp, stack.work
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {}
     try:
@@ -176,13 +151,7 @@ def main() -> int:
             f"{platform.python_version()}",
         }
     finally:
-        for p in (exp, sim):
-            p.terminate()
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        logs.close()
+        stack.stop()
     result["exporter_exit"] = exp.returncode
     print(json.dumps(result, indent=2))
     ok = (
