@@ -167,34 +167,32 @@ class TrafficCollector:
 
     def _ingest(self) -> Iterator[Metric]:
         st = self._state
-        events = counter(
-            "llm_exporter_events",
-            "Events accepted, by type (duplicates excluded).",
-            labels=("type",),
-        )
-        for kind, n in st.events.items():
-            events.add_metric((kind,), n)
-        rejected = counter(
+        yield _by_label("llm_exporter_events", "Events accepted, by type (duplicates excluded).",
+                        "type", st.events)  # fmt: skip
+        yield _by_label(
             "llm_exporter_events_rejected",
             "Refused events by reason; whole-request refusals (malformed, too_large, unauthorized) "
             "count once per request.",
-            labels=("reason",),
+            "reason",
+            st.rejected,
         )
-        for reason, n in st.rejected.items():
-            rejected.add_metric((reason,), n)
-        overflow = counter(
-            "llm_exporter_label_overflow",
-            "Events whose label value was replaced by `other` (off the allow-list or over the "
-            "series ceiling).",
-            labels=("label",),
-        )
-        for label, n in st.overflow.items():
-            overflow.add_metric((label,), n)
-        yield events
-        yield rejected
         yield counter(
             "llm_exporter_events_duplicate",
             "Events whose id was already seen within the dedup window (counted once).",
             value=st.duplicates,
         )
-        yield overflow
+        yield _by_label(
+            "llm_exporter_label_overflow",
+            "Events whose label value was replaced by `other` (off the allow-list or over the "
+            "series ceiling).",
+            "label",
+            st.overflow,
+        )
+
+
+def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    """A counter family with one series per key of `counts`."""
+    family = counter(name, documentation, labels=(label,))
+    for value, n in counts.items():
+        family.add_metric((value,), n)
+    return family
