@@ -33,9 +33,10 @@ class Reference:
 
 
 def colliding(event_id: str) -> int:
-    """A hash that puts many ids on the same few home slots, so probe runs wrap and shift."""
+    """Distinct hashes whose low bits put every id on one of three home slots (7, 15 or 31 in
+    the small tables), so probe runs are long, wrap around and shift back on removal."""
     n = int(event_id)
-    return (n % 3) * 8 + (n % 5) * 2**40 + 7 - n % 2 * 2**63
+    return [7, 15, 31][n % 3] + (n << 32) - (n % 2) * 2**62
 
 
 ids = st.integers(0, 40).map(str)
@@ -70,3 +71,33 @@ def test_memory_is_fixed_by_the_window() -> None:
     after = d._table.buffer_info()[1] * 8 + d._ring.buffer_info()[1] * 8
     assert before == after <= 6 * 2**20
     assert len(d) == 200_000 and d.seen("event-249999") and not d.seen("event-0")
+
+
+def _placed(homes: dict[str, int]):
+    """A hasher that puts each id on a chosen home slot, with distinct high bits."""
+    return lambda event_id: homes[event_id] + (ord(event_id) << 32)
+
+
+def test_removal_keeps_entries_that_sit_on_their_own_home() -> None:
+    # window 3 -> 8 slots. a@3, c@4 (home 4), b@5 (home 3); d evicts a: b moves back to 3, but c
+    # and d (home 6) must stay, or they can no longer be found from their homes.
+    d = Dedup(3, hasher=_placed({"a": 3, "b": 3, "c": 4, "d": 6}))
+    assert not any(d.seen(x) for x in "acbd")
+    assert list(d._table[3:7]) == [d._hash("b"), d._hash("c"), 0, d._hash("d")]
+    assert all(d.seen(x) for x in "cbd") and not d.seen("a")
+
+
+def test_removal_shifts_across_the_end_of_the_table() -> None:
+    # homes at the last slot (7) wrap around to 0 and 1; removing the first must pull them back
+    d = Dedup(3, hasher=_placed({"a": 7, "b": 7, "c": 7, "e": 1}))
+    assert not any(d.seen(x) for x in "abc")  # slots 7, 0, 1
+    assert not d.seen("e")  # evicts a; b -> 7, c -> 0, e (home 1) lands on 1
+    assert all(d.seen(x) for x in "bce") and not d.seen("a")
+
+
+def test_removal_across_the_end_keeps_an_entry_on_its_own_home() -> None:
+    # window 2 -> 8 slots. a@7, x@0 (home 0); y evicts a: x must stay on slot 0, not move to 7
+    d = Dedup(2, hasher=_placed({"a": 7, "x": 0, "y": 3}))
+    assert not any(d.seen(k) for k in "axy")
+    assert d._table[0] == d._hash("x") and d._table[7] == 0
+    assert d.seen("x") and d.seen("y") and not d.seen("a")
