@@ -22,6 +22,7 @@ import time
 
 import psutil
 from _results import Figure, median, save
+from _stack import free_port
 
 EVENT = (
     b'{"type":"llm_call","id":"%s","provider":"openai","model":"gpt-6-luna","outcome":"success",'
@@ -119,11 +120,6 @@ def accepted_by_server(port: int) -> float | None:
     m = re.search(rb'llm_exporter_events_total\{type="llm_call"\} ([0-9.e+]+)', data)
     return float(m.group(1)) if m else None
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(mode: str, per_request: int, conns: int, seconds: float, cpus: tuple[int, int] | None):

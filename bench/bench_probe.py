@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 from _results import Figure, save
+from _stack import free_port
 
 from exporter.defaults import PROVIDER_DEFAULTS, SIMULATOR_ROOTS
 from exporter.probestate import CheckState, ProbeStore, ProviderState
@@ -66,11 +66,6 @@ DURATION = re.compile(r"^probe_duration_seconds (\S+)$", re.M)
 Job = tuple[ProbeTarget, Check, Exchange]
 Stats = dict[tuple[str, str], list[tuple[float, float]]]  # (client, mode) -> [(median, p90)]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pinned(cpu: int | None) -> Callable[[], None] | None:

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _results import Figure, median, save
+from _stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,11 +47,6 @@ SCENARIOS: dict[str, list[str]] = {
     "prometheus": [f"Accept: {PROMETHEUS_ACCEPT}", "Accept-Encoding: gzip"],
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, within: float = 20.0) -> None:

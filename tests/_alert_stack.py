@@ -12,7 +12,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from tests._alert_sinks import HOST, Sink, slack_sink, smtp_sink, webhook_sink
+from tests._net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "prometheus"
@@ -49,12 +49,6 @@ def require_binary(name: str) -> str:
         )
     return path
 
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def parse_duration(text: str) -> float:
@@ -264,7 +258,7 @@ async def alerting_stack(
         slack = await stack.enter_async_context(slack_sink())
         smtp = await stack.enter_async_context(smtp_sink())
 
-        am_port = free_port()
+        am_port = free_port(HOST)
         am_dir = workdir / "alertmanager"
         am_dir.mkdir()
         runtime = am_dir / "runtime"
@@ -299,7 +293,7 @@ async def alerting_stack(
         prometheus = None
         if exporter is not None:
             prometheus_bin = require_binary("prometheus")
-            prom_port = free_port()
+            prom_port = free_port(HOST)
             prom_dir = workdir / "prometheus"
             prom_dir.mkdir()
             rules = write_rule_files(prom_dir / "rules", factor)

@@ -8,7 +8,6 @@ the series start at zero and the range ends on a sample).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -20,15 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _net import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _hist(name: str, labels: str, buckets: dict[str, float], total: float, k: float) -> list[str]:

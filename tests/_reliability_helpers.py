@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,11 +45,6 @@ async def wait_for(cond: Callable[[], Awaitable[bool]], limit: float = 10.0) -> 
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(args: list[str], env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[bytes]:

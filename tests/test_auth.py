@@ -21,7 +21,8 @@ from exporter import keys
 from exporter.app import create_app
 from exporter.auth import MetricsGuard
 from exporter.config import ConfigError, MetricsAuthConfig, build_config
-from tests._prom_fixture import PROMETHEUS, Process, free_port, http_json, wait_until
+from tests._net import free_port
+from tests._prom_fixture import PROMETHEUS, Process, http_json, wait_until
 from tests._reliability_helpers import cli, stop, wait_http
 
 Client = TestClient[web.Request, web.Application]

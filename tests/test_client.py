@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from _net import free_port
 from aiohttp import web
 
 from exporter.client import Reporter
@@ -16,11 +16,6 @@ from tests._traffic_helpers import make_config, traffic_app, until, value
 
 PM = {"provider": "openai", "model": "gpt-6-luna"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _net import free_port
 
 from tests._grafana_helpers import (
     PARSE_VALUES,
@@ -39,11 +39,6 @@ MIN_SCRAPES = 30
 LIVE_VALUES = {**PARSE_VALUES, "__rate_interval": "1m", "__range": "1h"}
 MIN_DATA_SHARE = 0.9
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5) -> bytes:

@@ -22,7 +22,8 @@ from exporter.config import build_config
 from exporter.events import SessionMessage
 from exporter.persist import _Saver, restore, save, session_state_ctx
 from exporter.sessions import SessionStore
-from tests._reliability_helpers import cli, free_port, http_get, stop, value, wait_http
+from tests._net import free_port
+from tests._reliability_helpers import cli, http_get, stop, value, wait_http
 from tests._traffic_helpers import until
 
 Client = TestClient[web.Request, web.Application]

@@ -18,9 +18,9 @@ from exporter.app import create_app
 from exporter.config import load_config
 from exporter.defaults import PROVIDER_DEFAULTS, SIMULATOR_ROOTS
 from exporter.simulator import create_app as create_simulator
+from tests._net import free_port
 from tests._reliability_helpers import (
     cli,
-    free_port,
     http_get,
     samples,
     stop,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _prom_fixture import Prometheus, free_port, shared_fixture_stack
+from _net import free_port
+from _prom_fixture import Prometheus, shared_fixture_stack
 from aiohttp import web
 from aiosmtpd.controller import Controller
 

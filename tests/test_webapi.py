@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _net import free_port
 from _prom_fixture import (
     Alertmanager,
     Process,
     Prometheus,
-    free_port,
     http_json,
     shared_fixture_stack,
     wait_until,
